@@ -1,0 +1,31 @@
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from '../shared/config/config.ts';
+import { registerStackCommands } from './commands/stack.command.ts';
+import { registerStartCommand } from './commands/start.command.ts';
+import { registerTestCommand } from './commands/test.command.ts';
+import { PrerequisiteError } from './stack/service.ts';
+
+const program = new Command()
+  .name('pk-mcp')
+  .description('Personal Knowledge MCP: index Git repositories and let IDE agents ask about the code over MCP')
+  .version('0.1.0')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+registerStartCommand(program);
+registerStackCommands(program);
+registerTestCommand(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode;
+  } else if (err instanceof ConfigError || err instanceof PrerequisiteError) {
+    process.stderr.write(`error: ${err.message}\n`);
+    process.exitCode = 2;
+  } else {
+    process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,40 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { spawnDetached } from '../process.ts';
+import { PrerequisiteError, type LocalService } from '../service.ts';
+
+/** The chromadb package's own CLI runs a real Chroma server (Rust core, via native bindings). */
+function chromaCli(): string {
+  const entry = fileURLToPath(import.meta.resolve('chromadb'));
+  return path.join(path.dirname(entry), 'cli.mjs');
+}
+
+export const chromaService: LocalService = {
+  name: 'chroma',
+  envVar: 'CHROMA_URL',
+  stopSignal: 'SIGTERM',
+  startTimeoutMs: 30_000,
+
+  async prepare() {
+    let cli: string;
+    try {
+      cli = chromaCli();
+    } catch {
+      throw new PrerequisiteError('the chromadb package is missing: run `npm install` or set CHROMA_URL');
+    }
+    if (!existsSync(cli)) throw new PrerequisiteError(`chromadb CLI not found at ${cli}: run \`npm install\` or set CHROMA_URL`);
+  },
+
+  async start(ctx, port) {
+    const dir = path.join(ctx.dataDir, 'chroma');
+    mkdirSync(dir, { recursive: true });
+    const pid = spawnDetached(
+      process.execPath,
+      [chromaCli(), 'run', '--path', dir, '--host', '127.0.0.1', '--port', String(port)],
+      path.join(ctx.dataDir, 'logs', 'chroma.log'),
+      { env: { ...process.env, ANONYMIZED_TELEMETRY: 'False' } },
+    );
+    return { pid, url: `http://127.0.0.1:${port}` };
+  },
+};

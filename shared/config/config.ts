@@ -1,0 +1,176 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * Every environment variable the platform reads, in one schema. Parsed once by
+ * each composition root; tests build `Config` objects directly instead of
+ * editing `process.env`. Keep `.env.example` in step with this file.
+ */
+
+const port = z.coerce.number().int().min(1).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const optionalUrl = z
+  .string()
+  .trim()
+  .transform((v) => (v === '' ? undefined : v))
+  .pipe(z.url().optional())
+  .optional();
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+  .transform((v) => (v === '' ? undefined : ['true', '1', 'yes'].includes(v)))
+  .optional();
+
+export const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_PRETTY: bool,
+  PK_DATA_DIR: z.string().min(1).default('.data'),
+
+  API_HOST: z.string().min(1).default('127.0.0.1'),
+  API_PORT: port.default(3737),
+
+  REDIS_URL: optionalUrl,
+  DATABASE_URL: optionalUrl,
+  DATABASE_SCHEMA: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier (a-z, 0-9, _)')
+    .default('public'),
+  CHROMA_URL: optionalUrl,
+  CHROMA_COLLECTION_PREFIX: z
+    .string()
+    .regex(/^[a-zA-Z0-9][a-zA-Z0-9_-]{0,40}$/, 'must be letters, digits, _ or -, starting with a letter or digit')
+    .default('pkmcp'),
+  NEO4J_URI: optionalUrl,
+  NEO4J_USER: z.string().min(1).default('neo4j'),
+  NEO4J_PASSWORD: z.string().optional(),
+  NEO4J_DATABASE: z.string().min(1).default('neo4j'),
+
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[a-zA-Z0-9_:{}-]{1,64}$/, 'must be 1-64 characters of letters, digits, _ - : { }')
+    .default('pkmcp'),
+  WORKER_CONCURRENCY: positiveInt.max(256).default(4),
+
+  READY_CHECK_TIMEOUT_MS: positiveInt.default(2000),
+  SHUTDOWN_TIMEOUT_MS: positiveInt.default(10000),
+
+  STACK_REDIS_PORT: port.default(6390),
+  STACK_POSTGRES_PORT: port.default(5440),
+  STACK_CHROMA_PORT: port.default(8010),
+  STACK_NEO4J_BOLT_PORT: port.default(7690),
+  STACK_AUTO_INSTALL: bool,
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export interface StoreUrls {
+  redisUrl: string;
+  databaseUrl: string;
+  chromaUrl: string;
+  neo4jUri: string;
+  neo4jUser: string;
+  neo4jPassword: string;
+}
+
+export interface Config extends StoreUrls {
+  env: Env['NODE_ENV'];
+  logLevel: Env['LOG_LEVEL'];
+  logPretty: boolean;
+  dataDir: string;
+  api: { host: string; port: number };
+  databaseSchema: string;
+  chromaCollectionPrefix: string;
+  neo4jDatabase: string;
+  queuePrefix: string;
+  workerConcurrency: number;
+  readyCheckTimeoutMs: number;
+  shutdownTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment, listing every problem at once. */
+export function parseEnv(env: NodeJS.ProcessEnv = process.env): Env {
+  const result = envSchema.safeParse(env);
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`),
+    );
+  }
+  return result.data;
+}
+
+/** What `pk-mcp stack up` records so that the other commands find the services. */
+export interface StackState {
+  services: Partial<
+    Record<'redis' | 'postgres' | 'chroma' | 'neo4j', { url: string; managed: boolean; pid?: number; user?: string; password?: string }>
+  >;
+}
+
+export function stackStatePath(dataDir: string): string {
+  return path.resolve(dataDir, 'stack.json');
+}
+
+export function readStackState(dataDir: string): StackState | undefined {
+  const file = stackStatePath(dataDir);
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as StackState;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Builds the runtime config: URLs set in the environment win; otherwise the
+ * ones recorded by the local stack are used. A store with neither is a
+ * configuration error naming both ways out.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const e = parseEnv(env);
+  const dataDir = path.resolve(e.PK_DATA_DIR);
+  const stack = readStackState(dataDir)?.services ?? {};
+  const problems: string[] = [];
+  const pick = (name: string, fromEnv: string | undefined, fromStack: string | undefined) => {
+    const value = fromEnv ?? fromStack;
+    if (!value) {
+      problems.push(`${name} is not set and the local stack is not running: run \`npx pk-mcp stack up\` or set ${name}`);
+    }
+    return value ?? '';
+  };
+  const redisUrl = pick('REDIS_URL', e.REDIS_URL, stack.redis?.url);
+  const databaseUrl = pick('DATABASE_URL', e.DATABASE_URL, stack.postgres?.url);
+  const chromaUrl = pick('CHROMA_URL', e.CHROMA_URL, stack.chroma?.url);
+  const neo4jUri = pick('NEO4J_URI', e.NEO4J_URI, stack.neo4j?.url);
+  const neo4jFromStack = !e.NEO4J_URI && stack.neo4j;
+  const neo4jPassword = e.NEO4J_PASSWORD ?? (neo4jFromStack ? stack.neo4j?.password : undefined);
+  if (neo4jPassword === undefined && neo4jUri) problems.push('NEO4J_PASSWORD is not set (required with NEO4J_URI)');
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return {
+    env: e.NODE_ENV,
+    logLevel: e.LOG_LEVEL,
+    logPretty: e.LOG_PRETTY ?? Boolean(process.stdout.isTTY),
+    dataDir,
+    api: { host: e.API_HOST, port: e.API_PORT },
+    redisUrl,
+    databaseUrl,
+    databaseSchema: e.DATABASE_SCHEMA,
+    chromaUrl,
+    chromaCollectionPrefix: e.CHROMA_COLLECTION_PREFIX,
+    neo4jUri,
+    neo4jUser: neo4jFromStack ? (stack.neo4j?.user ?? e.NEO4J_USER) : e.NEO4J_USER,
+    neo4jPassword: neo4jPassword ?? '',
+    neo4jDatabase: e.NEO4J_DATABASE,
+    queuePrefix: e.QUEUE_PREFIX,
+    workerConcurrency: e.WORKER_CONCURRENCY,
+    readyCheckTimeoutMs: e.READY_CHECK_TIMEOUT_MS,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+  };
+}

@@ -1,0 +1,22 @@
+import type { JobsOptions } from 'bullmq';
+import type { z } from 'zod';
+
+/**
+ * The queues worker pools listen on. A job's queue decides which pool runs it,
+ * so slow embedding batches never hold up graph writes or maintenance.
+ */
+export const QUEUE_NAMES = ['index', 'embed', 'graph', 'maintenance'] as const;
+export type QueueName = (typeof QUEUE_NAMES)[number];
+
+export interface JobSpec<S extends z.ZodType = z.ZodType> {
+  queue: QueueName;
+  /** Validates the payload where it is enqueued and again where it is processed. */
+  schema: S;
+  options?: JobsOptions;
+  /** Deterministic job id: equal keys coalesce into one waiting job. */
+  jobId?: (data: z.infer<S>) => string;
+}
+
+export function defineJob<S extends z.ZodType>(spec: JobSpec<S>): JobSpec<S> {
+  return spec;
+}

@@ -1,0 +1,58 @@
+import { once as onceEvent } from 'node:events';
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from '../logger.ts';
+import { once, type StoreConnection } from './store.ts';
+
+export interface RedisConnection extends StoreConnection {
+  client: Redis;
+  /** A new connection with the same settings (BullMQ workers need their own blocking connections). */
+  duplicate(overrides?: Partial<RedisOptions>): Redis;
+}
+
+/**
+ * `maxRetriesPerRequest: null` is what BullMQ requires of worker connections;
+ * the shared client keeps it too so a Redis restart does not fail queued
+ * commands, while ping() has its own timeout at the caller.
+ */
+export function createRedisConnection(url: string, logger: Logger): RedisConnection {
+  const options: RedisOptions = {
+    maxRetriesPerRequest: null,
+    enableReadyCheck: true,
+    lazyConnect: false,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 5000),
+  };
+  const client = new Redis(url, options);
+  let lastError = '';
+  client.on('error', (err: Error) => {
+    // Without a listener ioredis would crash the process; log each distinct cause once per outage.
+    if (err.message !== lastError) logger.warn({ err: err.message }, 'redis connection error');
+    lastError = err.message;
+  });
+  client.on('ready', () => {
+    if (lastError) logger.info('redis connection restored');
+    lastError = '';
+  });
+  const owned: Redis[] = [client];
+
+  return {
+    client,
+    duplicate(overrides = {}) {
+      const copy = client.duplicate(overrides);
+      copy.on('error', () => undefined);
+      owned.push(copy);
+      return copy;
+    },
+    async ping() {
+      // Still making its first connection: wait for it (the caller bounds the wait). 'error' rejects.
+      if (['wait', 'connecting', 'connect'].includes(client.status)) await onceEvent(client, 'ready');
+      if (client.status !== 'ready') {
+        throw new Error(`not connected (${client.status}${lastError ? `: ${lastError}` : ''})`);
+      }
+      const answer = await client.ping();
+      if (answer !== 'PONG') throw new Error(`unexpected PING answer: ${answer}`);
+    },
+    close: once(async () => {
+      await Promise.all(owned.map((c) => c.quit().catch(() => c.disconnect())));
+    }),
+  };
+}
