@@ -1,10 +1,26 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The checkout's root: scripts/ sits right below it. */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Node arguments that run a TypeScript entry point through tsx, from any working directory. */
+/**
+ * Node arguments that run a TypeScript entry point through tsx. `--import`
+ * resolves from the working directory: spawn these with `cwd: PROJECT_ROOT`.
+ */
 export function tsNodeArgs(entry: string): string[] {
-  return ['--import', import.meta.resolve('tsx'), path.join(PROJECT_ROOT, entry)];
+  return ['--import', 'tsx', path.join(PROJECT_ROOT, entry)];
+}
+
+/** The folder of an installed package (found from its resolved entry point, as exports may hide package.json). */
+export function packageDir(name: string): string {
+  let dir = path.dirname(createRequire(path.join(PROJECT_ROOT, 'package.json')).resolve(name));
+  while (dir !== path.dirname(dir)) {
+    const manifest = path.join(dir, 'package.json');
+    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === name) return dir;
+    dir = path.dirname(dir);
+  }
+  throw new Error(`package ${name} not found`);
 }

@@ -1,5 +1,6 @@
-import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { spawn, type SpawnOptions } from 'node:child_process';
+import { accessSync, closeSync, constants, openSync, statSync } from 'node:fs';
+import path from 'node:path';
 
 export function isAlive(pid: number | undefined): pid is number {
   if (!pid) return false;
@@ -41,10 +42,19 @@ export async function stopProcess(pid: number, signal: NodeJS.Signals, timeoutMs
   if (isAlive(pid)) process.kill(pid, 'SIGKILL');
 }
 
-export function which(command: string): string | undefined {
-  const result = spawnSync('sh', ['-c', `command -v ${command}`], { encoding: 'utf8' });
-  const found = result.stdout.trim();
-  return result.status === 0 && found ? found : undefined;
+/** The executable `command` resolves to on PATH, like the shell's `command -v`. */
+export function which(command: string, pathVar = process.env.PATH ?? ''): string | undefined {
+  for (const dir of pathVar.split(path.delimiter)) {
+    if (!dir) continue;
+    const candidate = path.join(dir, command);
+    try {
+      accessSync(candidate, constants.X_OK);
+      if (statSync(candidate).isFile()) return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,13 +1,14 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageDir } from '../../project.ts';
 import { spawnDetached } from '../process.ts';
 import { PrerequisiteError, type LocalService } from '../service.ts';
 
 /** The chromadb package's own CLI runs a real Chroma server (Rust core, via native bindings). */
 function chromaCli(): string {
-  const entry = fileURLToPath(import.meta.resolve('chromadb'));
-  return path.join(path.dirname(entry), 'cli.mjs');
+  const dir = packageDir('chromadb');
+  const manifest = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { bin: { chroma: string } };
+  return path.join(dir, manifest.bin.chroma);
 }
 
 export const chromaService: LocalService = {
