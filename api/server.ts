@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from '../shared/config/config.ts';
+import { ConfigError, loadConfig, loadDotEnv } from '../shared/config/config.ts';
 import { migrateDatabase } from '../shared/db/migrate.ts';
 import { createLogger } from '../shared/logger.ts';
 import { createShutdown, onSignals } from '../shared/shutdown.ts';
@@ -7,6 +7,7 @@ import { buildApp } from './app.ts';
 
 /** Composition root of the API process. */
 async function main(): Promise<void> {
+  loadDotEnv();
   const config = loadConfig();
   const logger = createLogger(config, { name: 'api' });
   const stores = createStores(config, logger);

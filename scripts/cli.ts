@@ -1,9 +1,11 @@
 import { Command, CommanderError } from 'commander';
-import { ConfigError } from '../shared/config/config.ts';
+import { ConfigError, loadDotEnv } from '../shared/config/config.ts';
 import { registerStackCommands } from './commands/stack.command.ts';
 import { registerStartCommand } from './commands/start.command.ts';
 import { registerTestCommand } from './commands/test.command.ts';
 import { PrerequisiteError } from './stack/service.ts';
+
+loadDotEnv();
 
 const program = new Command()
   .name('pk-mcp')

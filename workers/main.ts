@@ -1,5 +1,5 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import { ConfigError, loadConfig } from '../shared/config/config.ts';
+import { ConfigError, loadConfig, loadDotEnv } from '../shared/config/config.ts';
 import { migrateDatabase } from '../shared/db/migrate.ts';
 import { createLogger } from '../shared/logger.ts';
 import { JOBS } from '../shared/queue/jobs.ts';
@@ -10,6 +10,7 @@ import { HANDLERS } from './handlers.ts';
 
 /** Composition root of the worker process: one BullMQ worker pool per queue. */
 async function main(): Promise<void> {
+  loadDotEnv();
   const config = loadConfig();
   const logger = createLogger(config, { name: 'workers' });
   const stores = createStores(config, logger);

@@ -43,7 +43,10 @@ export const envSchema = z.object({
     .default('pkmcp'),
   NEO4J_URI: optionalUrl,
   NEO4J_USER: z.string().min(1).default('neo4j'),
-  NEO4J_PASSWORD: z.string().optional(),
+  NEO4J_PASSWORD: z
+    .string()
+    .transform((v) => (v === '' ? undefined : v))
+    .optional(),
   NEO4J_DATABASE: z.string().min(1).default('neo4j'),
 
   QUEUE_PREFIX: z
@@ -104,6 +107,14 @@ export function parseEnv(env: NodeJS.ProcessEnv = process.env): Env {
     );
   }
   return result.data;
+}
+
+/**
+ * Reads `.env` from the working directory into `process.env` when present.
+ * Variables already set in the environment win over the file.
+ */
+export function loadDotEnv(file = '.env'): void {
+  if (existsSync(file)) process.loadEnvFile(file);
 }
 
 /** What `pk-mcp stack up` records so that the other commands find the services. */
