@@ -52,7 +52,29 @@ export function createRedisConnection(url: string, logger: Logger): RedisConnect
       if (answer !== 'PONG') throw new Error(`unexpected PING answer: ${answer}`);
     },
     close: once(async () => {
-      await Promise.all(owned.map((c) => c.quit().catch(() => c.disconnect())));
+      await Promise.all(owned.map(closeClient));
     }),
   };
+}
+
+/**
+ * QUIT waits for pending replies, but on a connection that is down it would sit
+ * in the offline queue forever (maxRetriesPerRequest: null): disconnect at once
+ * then, and never wait on QUIT for more than a second.
+ */
+async function closeClient(client: Redis): Promise<void> {
+  if (client.status === 'end') return;
+  if (client.status !== 'ready') {
+    client.disconnect();
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    client.quit().catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, 1000);
+    }),
+  ]);
+  clearTimeout(timer);
+  if ((client.status as string) !== 'end') client.disconnect();
 }
