@@ -1,5 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError, loadDotEnv } from '../shared/config/config.ts';
+import { AppError } from '../shared/errors.ts';
+import { registerIndexCommands } from './commands/index.commands.ts';
 import { registerStackCommands } from './commands/stack.command.ts';
 import { registerStartCommand } from './commands/start.command.ts';
 import { registerTestCommand } from './commands/test.command.ts';
@@ -17,13 +19,14 @@ const program = new Command()
 registerStartCommand(program);
 registerStackCommands(program);
 registerTestCommand(program);
+registerIndexCommands(program);
 
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {
     process.exitCode = err.exitCode;
-  } else if (err instanceof ConfigError || err instanceof PrerequisiteError) {
+  } else if (err instanceof ConfigError || err instanceof PrerequisiteError || err instanceof AppError) {
     process.stderr.write(`error: ${err.message}\n`);
     process.exitCode = 2;
   } else {

@@ -54,6 +54,31 @@ export const envSchema = z.object({
     .regex(/^[a-zA-Z0-9_:{}-]{1,64}$/, 'must be 1-64 characters of letters, digits, _ - : { }')
     .default('pkmcp'),
   WORKER_CONCURRENCY: positiveInt.max(256).default(4),
+  WORKER_LOCK_DURATION_MS: positiveInt.min(1000).default(30000),
+
+  WORKSPACE_DIR: z
+    .string()
+    .transform((v) => (v === '' ? undefined : v))
+    .optional(),
+  GIT_TOKEN: z
+    .string()
+    .transform((v) => (v === '' ? undefined : v))
+    .optional(),
+  INDEX_MAX_FILE_BYTES: positiveInt.default(1024 * 1024),
+  INDEX_BATCH_CHUNKS: positiveInt.max(5000).default(500),
+  CHUNK_MAX_CHARS: positiveInt.min(200).max(20000).default(1500),
+
+  EMBEDDING_PROVIDER: z.enum(['auto', 'openai', 'local']).default('auto'),
+  OPENAI_API_KEY: z
+    .string()
+    .transform((v) => (v === '' ? undefined : v))
+    .optional(),
+  OPENAI_BASE_URL: optionalUrl,
+  EMBEDDING_MODEL: z.string().min(1).default('text-embedding-3-small'),
+  EMBEDDING_DIMENSIONS: z.preprocess((v) => (v === '' ? undefined : v), z.coerce.number().int().positive().max(8192).optional()),
+  EMBEDDING_CONCURRENCY: positiveInt.max(64).default(4),
+  EMBEDDING_MAX_RETRIES: z.coerce.number().int().min(0).max(20).default(6),
+  LOCAL_EMBEDDING_DIMENSIONS: positiveInt.max(4096).default(384),
 
   READY_CHECK_TIMEOUT_MS: positiveInt.default(2000),
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(10000),
@@ -87,8 +112,23 @@ export interface Config extends StoreUrls {
   neo4jDatabase: string;
   queuePrefix: string;
   workerConcurrency: number;
+  /** How long a job's lock lasts without renewal: a killed worker's job is taken over after about this long. */
+  workerLockDurationMs: number;
   readyCheckTimeoutMs: number;
   shutdownTimeoutMs: number;
+  workspaceDir: string;
+  gitToken: string | undefined;
+  index: { maxFileBytes: number; batchChunks: number; maxChunkChars: number };
+  embedding: {
+    provider: 'auto' | 'openai' | 'local';
+    openaiApiKey: string | undefined;
+    openaiBaseUrl: string | undefined;
+    model: string;
+    dimensions: number | undefined;
+    concurrency: number;
+    maxRetries: number;
+    localDimensions: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -181,7 +221,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     neo4jDatabase: e.NEO4J_DATABASE,
     queuePrefix: e.QUEUE_PREFIX,
     workerConcurrency: e.WORKER_CONCURRENCY,
+    workerLockDurationMs: e.WORKER_LOCK_DURATION_MS,
     readyCheckTimeoutMs: e.READY_CHECK_TIMEOUT_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    workspaceDir: path.resolve(e.WORKSPACE_DIR ?? path.join(dataDir, 'workspaces')),
+    gitToken: e.GIT_TOKEN,
+    index: { maxFileBytes: e.INDEX_MAX_FILE_BYTES, batchChunks: e.INDEX_BATCH_CHUNKS, maxChunkChars: e.CHUNK_MAX_CHARS },
+    embedding: {
+      provider: e.EMBEDDING_PROVIDER,
+      openaiApiKey: e.OPENAI_API_KEY,
+      openaiBaseUrl: e.OPENAI_BASE_URL,
+      model: e.EMBEDDING_MODEL,
+      dimensions: e.EMBEDDING_DIMENSIONS,
+      concurrency: e.EMBEDDING_CONCURRENCY,
+      maxRetries: e.EMBEDDING_MAX_RETRIES,
+      localDimensions: e.LOCAL_EMBEDDING_DIMENSIONS,
+    },
   };
 }

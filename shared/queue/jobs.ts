@@ -1,10 +1,53 @@
-import type { JobSpec } from './registry.ts';
+import { z } from 'zod';
+import { defineJob, type JobSpec } from './registry.ts';
+
+const branchName = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^(?!.*\.\.)(?!\/)(?!.*\/$)[^\s~^:?*[\\\x00-\x1f]+$/, 'is not a valid Git branch name')
+  .describe('Git branch');
 
 /**
  * Every job the platform runs: name → queue, payload schema, options, dedup
  * key. The worker's handler map is typed against this object, so a job without
  * a handler does not compile.
  */
-export const JOBS = {} satisfies Record<string, JobSpec>;
+export const JOBS = {
+  'index-repository': defineJob({
+    queue: 'index',
+    schema: z.object({
+      repositoryId: z.number().int().positive(),
+      branch: branchName,
+      full: z.boolean().default(false),
+      /** Set by the job itself between its two steps; never by producers. */
+      step: z.enum(['prepare', 'publish']).optional(),
+      commit: z.string().optional(),
+    }),
+    options: {
+      attempts: 3,
+      backoff: { type: 'exponential', delay: 5000 },
+      removeOnComplete: { age: 7 * 24 * 3600, count: 1000 },
+      removeOnFail: { age: 30 * 24 * 3600 },
+    },
+    dedupKey: (d) => `index:${d.repositoryId}:${d.branch}`,
+  }),
+  'embed-batch': defineJob({
+    queue: 'embed',
+    schema: z.object({
+      runId: z.string().min(1),
+      repositoryId: z.number().int().positive(),
+      branch: branchName,
+      commit: z.string().min(7),
+      batch: z.number().int().min(0),
+    }),
+    options: {
+      attempts: 5,
+      backoff: { type: 'exponential', delay: 2000 },
+      removeOnComplete: { age: 24 * 3600, count: 5000 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    },
+  }),
+} satisfies Record<string, JobSpec>;
 
 export type JobName = keyof typeof JOBS;

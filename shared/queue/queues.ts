@@ -26,8 +26,11 @@ export function createQueues(connection: Redis, prefix: string): QueueRegistry {
       const spec = (JOBS as Record<string, JobSpec>)[name];
       if (!spec) throw new UnrecoverableError(`unknown job ${String(name)}`);
       const payload = spec.schema.parse(data);
-      const jobId = spec.jobId?.(payload);
-      const job = await queues[spec.queue].add(String(name), payload, { ...spec.options, ...(jobId ? { jobId } : {}) });
+      const dedupId = spec.dedupKey?.(payload);
+      const job = await queues[spec.queue].add(String(name), payload, {
+        ...spec.options,
+        ...(dedupId ? { deduplication: { id: dedupId, keepLastIfActive: true } } : {}),
+      });
       return { id: job.id!, queue: spec.queue };
     },
     async close() {

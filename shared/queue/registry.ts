@@ -13,8 +13,13 @@ export interface JobSpec<S extends z.ZodType = z.ZodType> {
   /** Validates the payload where it is enqueued and again where it is processed. */
   schema: S;
   options?: JobsOptions;
-  /** Deterministic job id: equal keys coalesce into one waiting job. */
-  jobId?: (data: z.infer<S>) => string;
+  /**
+   * Deterministic deduplication id: while a job with this id is waiting,
+   * equal requests coalesce into it; while one is running, at most one more
+   * waits (BullMQ's `keepLastIfActive`), so a storm of requests becomes at
+   * most one running and one waiting run.
+   */
+  dedupKey?: (data: z.infer<S>) => string;
 }
 
 export function defineJob<S extends z.ZodType>(spec: JobSpec<S>): JobSpec<S> {

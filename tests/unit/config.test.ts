@@ -80,3 +80,19 @@ describe('config', () => {
     expect(() => loadConfig({ ...rest, PK_DATA_DIR: emptyDataDir() })).toThrowError(/NEO4J_PASSWORD/);
   });
 });
+
+describe('.env.example', () => {
+  it('documents exactly the variables the schema reads, and its values parse', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { envSchema } = await import('../../shared/config/config.ts');
+    const text = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
+    const entries = Object.fromEntries(
+      text
+        .split('\n')
+        .filter((l) => /^[A-Z0-9_]+=/.test(l))
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
+    expect(Object.keys(entries).sort()).toEqual(Object.keys(envSchema.shape).sort());
+    expect(() => parseEnv(entries)).not.toThrow();
+  });
+});

@@ -74,10 +74,12 @@ CREATE TABLE chunk_staging (
   PRIMARY KEY (run_id, id)
 );
 CREATE INDEX chunk_staging_batch_idx ON chunk_staging (run_id, batch);
+CREATE INDEX chunk_staging_repo_idx ON chunk_staging (repository_id);
 
 -- File-level changes a run will publish: upserts (with their new blob) and deletions.
 CREATE TABLE file_staging (
   run_id      TEXT NOT NULL,
+  repository_id BIGINT NOT NULL,
   path        TEXT NOT NULL,
   blob_sha    TEXT,
   language    TEXT,

@@ -1,0 +1,230 @@
+import { Option, type Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { loadConfig } from '../../shared/config/config.ts';
+import { AppError } from '../../shared/errors.ts';
+import { createRepositoryService } from '../../shared/indexing/repository.service.ts';
+import type { IndexProgress } from '../../shared/indexing/index-run.ts';
+import { createLogger } from '../../shared/logger.ts';
+import { createPlatform, type Platform } from '../../shared/platform.ts';
+import { QUEUE_NAMES } from '../../shared/queue/registry.ts';
+import { createSearchService } from '../../shared/search/hybrid-search.ts';
+import { sleep } from '../stack/process.ts';
+
+/** Builds the platform for one CLI command and always closes it, so the process can exit. */
+async function withPlatform<T>(fn: (platform: Platform) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const logger = createLogger({ logLevel: process.env.LOG_LEVEL ?? 'warn', logPretty: false }, { destination: 2 });
+  const platform = createPlatform(config, logger);
+  try {
+    return await fn(platform);
+  } finally {
+    await platform.close();
+  }
+}
+
+const list = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+
+function printJson(value: unknown): void {
+  console.log(JSON.stringify(value, null, 2));
+}
+
+/** Follows an index job until it finishes, with a progress bar on a TTY and plain lines otherwise. */
+async function waitForIndex(platform: Platform, jobId: string): Promise<boolean> {
+  const queue = platform.queues.queues.index;
+  if ((await queue.getWorkersCount()) === 0) {
+    console.error('note: no worker is running on this queue; start the platform with `npm start` (the job waits until then)');
+  }
+  const tty = Boolean(process.stderr.isTTY);
+  const bar = new cliProgress.SingleBar(
+    { format: ' {phase} |{bar}| {value}/{total} {unit}', hideCursor: true, clearOnComplete: false, stream: process.stderr, noTTYOutput: false },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  let lastPhase = '';
+  try {
+    for (;;) {
+      const job = await queue.getJob(jobId);
+      if (!job) throw new Error(`job ${jobId} is gone (removed from the queue)`);
+      const state = await job.getState();
+      const p = (typeof job.progress === 'object' ? job.progress : {}) as Partial<IndexProgress>;
+      let value = p.filesScanned ?? 0;
+      let total = p.filesTotal ?? 0;
+      let unit = 'files';
+      if (state === 'waiting-children' || p.phase === 'embedding') {
+        const counts = await job.getDependenciesCount({ processed: true, unprocessed: true, ignored: true, failed: true });
+        total = p.batchesTotal ?? (counts.processed ?? 0) + (counts.unprocessed ?? 0);
+        value = (counts.processed ?? 0) + (counts.ignored ?? 0) + (counts.failed ?? 0);
+        unit = 'batches embedded';
+      }
+      const phase = state === 'waiting' || state === 'prioritized' || state === 'delayed' ? 'queued' : (p.phase ?? state);
+      if (tty) {
+        if (!started) bar.start(Math.max(total, 1), value, { phase: phase.padEnd(10), unit });
+        started = true;
+        bar.setTotal(Math.max(total, 1));
+        bar.update(value, { phase: phase.padEnd(10), unit });
+      } else if (phase !== lastPhase) {
+        console.error(`${phase}…`);
+      }
+      lastPhase = phase;
+      if (state === 'completed') {
+        if (started) bar.stop();
+        const r = job.returnvalue as { commit: string; upToDate: boolean; chunks?: number; filesChanged?: number };
+        console.log(
+          r.upToDate
+            ? `up to date at ${r.commit.slice(0, 12)}`
+            : `indexed ${r.commit.slice(0, 12)}: ${r.filesChanged ?? 0} file(s) changed, ${r.chunks ?? 0} chunk(s)`,
+        );
+        return true;
+      }
+      if (state === 'failed') {
+        if (started) bar.stop();
+        console.error(`error: indexing failed: ${job.failedReason}`);
+        return false;
+      }
+      await sleep(300);
+    }
+  } finally {
+    if (started) bar.stop();
+  }
+}
+
+export function registerIndexCommands(program: Command): void {
+  const repo = program.command('repo').description('register, list and remove repositories');
+
+  repo
+    .command('add')
+    .description('register a Git repository (https URL or local path) and index it')
+    .argument('<source>', 'Git URL (https://…) or path of a local Git repository')
+    .option('--branch <branch>', "branch to index (default: the remote's default branch)")
+    .option('--name <name>', 'name to refer to it by (default: from the URL or folder)')
+    .option('--instance <instance>', 'instance it belongs to', 'private')
+    .option('--include <globs>', 'only index paths matching these globs (comma-separated, repeatable)', list)
+    .option('--exclude <globs>', 'never index paths matching these globs (comma-separated, repeatable)', list)
+    .option('--no-index', 'register only; index later with `pk-mcp index`')
+    .option('--wait', 'wait for the first index and show its progress')
+    .action(async (source: string, opts: { branch?: string; name?: string; instance: string; include?: string[]; exclude?: string[]; index: boolean; wait?: boolean }) => {
+      const ok = await withPlatform(async (platform) => {
+        const service = createRepositoryService(platform);
+        const created = await service.add({ source, name: opts.name, branch: opts.branch, instance: opts.instance, include: opts.include, exclude: opts.exclude });
+        console.log(`added ${created.name} (${service.describeSource(created)}, branch ${created.defaultBranch})`);
+        if (!opts.index) return true;
+        const { jobId } = await service.requestIndex(created.name);
+        console.log(`indexing: job ${jobId}`);
+        return opts.wait ? waitForIndex(platform, jobId) : true;
+      });
+      if (!ok) process.exitCode = 1;
+    });
+
+  repo
+    .command('list')
+    .description('list repositories with their branches, indexed commits and counts')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      await withPlatform(async (platform) => {
+        const repos = await platform.repositories.list();
+        if (opts.json) return printJson(repos);
+        if (repos.length === 0) return console.log('no repositories yet: add one with `pk-mcp repo add <url|path>`');
+        for (const r of repos) {
+          for (const b of r.branches) {
+            console.log(
+              [r.name.padEnd(24), r.instance.padEnd(8), b.branch.padEnd(16), b.status.padEnd(9), (b.indexedCommit?.slice(0, 12) ?? '-').padEnd(13), `${b.fileCount} files`, `${b.chunkCount} chunks`, b.lastError ? ` last error: ${b.lastError}` : ''].join(' '),
+            );
+          }
+        }
+      });
+    });
+
+  repo
+    .command('remove')
+    .description('remove a repository and all its data from every store')
+    .argument('<name>', 'repository name')
+    .action(async (name: string) => {
+      await withPlatform(async (platform) => {
+        await createRepositoryService(platform).remove(name);
+        console.log(`removed ${name}`);
+      });
+    });
+
+  program
+    .command('index')
+    .description('reindex a repository (incremental unless --full)')
+    .argument('<name>', 'repository name')
+    .option('--branch <branch>', 'branch (default: the repository default branch)')
+    .option('--full', 'reconcile every file instead of diffing from the last indexed commit')
+    .option('--wait', 'wait until it is searchable, with a progress bar')
+    .action(async (name: string, opts: { branch?: string; full?: boolean; wait?: boolean }) => {
+      const ok = await withPlatform(async (platform) => {
+        const { jobId, branch } = await createRepositoryService(platform).requestIndex(name, opts);
+        console.log(`indexing ${name}@${branch}: job ${jobId}`);
+        return opts.wait ? waitForIndex(platform, jobId) : true;
+      });
+      if (!ok) process.exitCode = 1;
+    });
+
+  program
+    .command('search')
+    .description('hybrid (vector + full-text) search over indexed code')
+    .argument('<query>', 'what to look for, in words or identifiers')
+    .option('--repo <names>', 'only these repositories (comma-separated, repeatable)', list)
+    .option('--lang <language>', 'only this language (e.g. typescript, python)')
+    .option('--path <glob>', 'only paths matching this glob (e.g. "src/**/*.ts")')
+    .addOption(new Option('--limit <k>', 'number of results (1-100)').default(10).argParser((v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 100) throw new AppError(400, 'invalid_limit', `--limit must be a whole number from 1 to 100, not "${v}"`);
+      return n;
+    }))
+    .option('--json', 'print JSON')
+    .action(async (query: string, opts: { repo?: string[]; lang?: string; path?: string; limit: number; json?: boolean }) => {
+      await withPlatform(async (platform) => {
+        const { hits, tookMs } = await createSearchService(platform).search({
+          query,
+          repositories: opts.repo,
+          language: opts.lang,
+          pathGlob: opts.path,
+          limit: opts.limit,
+        });
+        if (opts.json) return printJson({ hits, tookMs });
+        if (hits.length === 0) return console.log('no results');
+        for (const h of hits) {
+          console.log(`${h.repository}:${h.path}:${h.startLine}-${h.endLine}${h.symbol ? `  ${h.symbol}` : ''}  (${h.score.toFixed(4)}, ${h.matchedBy.join('+')}, @${h.commit.slice(0, 12)})`);
+          console.log(h.snippet.split('\n').slice(0, 6).map((l) => `    ${l}`).join('\n'));
+        }
+        console.error(`${hits.length} result(s) in ${tookMs} ms`);
+      });
+    });
+
+  program
+    .command('jobs')
+    .description('recent jobs of every queue with their state and progress')
+    .option('--failed', 'only failed jobs, with their reasons')
+    .option('--limit <n>', 'jobs per queue', (v) => Number(v), 20)
+    .option('--json', 'print JSON')
+    .action(async (opts: { failed?: boolean; limit: number; json?: boolean }) => {
+      await withPlatform(async (platform) => {
+        const states = opts.failed ? (['failed'] as const) : (['active', 'waiting', 'waiting-children', 'delayed', 'failed', 'completed'] as const);
+        const rows = [];
+        for (const name of QUEUE_NAMES) {
+          const jobs = await platform.queues.queues[name].getJobs([...states], 0, opts.limit - 1, false);
+          for (const job of jobs) {
+            rows.push({
+              queue: name,
+              id: job.id,
+              name: job.name,
+              state: await job.getState(),
+              progress: job.progress,
+              attempts: job.attemptsMade,
+              failedReason: job.failedReason || undefined,
+              createdAt: new Date(job.timestamp).toISOString(),
+            });
+          }
+        }
+        if (opts.json) return printJson(rows);
+        if (rows.length === 0) return console.log(opts.failed ? 'no failed jobs' : 'no jobs');
+        for (const r of rows) {
+          const p = r.progress as Partial<IndexProgress> | number;
+          const progress = typeof p === 'object' && p.phase ? `${p.phase} ${p.filesScanned ?? 0}/${p.filesTotal ?? 0} files ${p.chunks ?? 0} chunks` : '';
+          console.log(`${r.queue.padEnd(8)} ${String(r.id).padEnd(28)} ${r.name.padEnd(18)} ${r.state.padEnd(16)} ${progress}${r.failedReason ? ` ${r.failedReason}` : ''}`);
+        }
+      });
+    });
+}

@@ -1,0 +1,242 @@
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import type { Logger } from '../logger.ts';
+import type { ChunkRepository, StagedChunk, StagedFile } from '../stores/chunk.repository.ts';
+import { GitError, openGitWorkspace, type GitWorkspace, type TreeEntry } from '../stores/git.workspace.ts';
+import type { Repository } from '../stores/repository.repository.ts';
+import type { Chunker } from './chunker.ts';
+import { createFileFilter } from './file-filter.ts';
+import { detectLanguage } from './language.ts';
+
+/**
+ * The first step of a reindex: fetch, work out what changed since the
+ * branch's indexed commit, chunk the changed files and stage the result.
+ * Nothing here is visible to readers; `publish` does that once every batch
+ * is embedded.
+ */
+
+export class IndexInputError extends Error {
+  /** A failure retrying cannot fix (bad URL, missing branch, nothing to index). */
+  constructor(message: string) {
+    super(message);
+    this.name = 'IndexInputError';
+  }
+}
+
+export interface IndexProgress {
+  phase: 'fetching' | 'scanning' | 'chunking' | 'embedding' | 'publishing' | 'done';
+  filesTotal: number;
+  filesScanned: number;
+  chunks: number;
+  batchesTotal: number;
+  batchesDone: number;
+  commit?: string;
+}
+
+export interface PreparedRun {
+  commit: string;
+  /** true when the branch is already at `commit` and nothing needs doing. */
+  upToDate: boolean;
+  mode: 'diff' | 'reconcile';
+  filesChanged: number;
+  filesDeleted: number;
+  chunks: number;
+  batches: number;
+}
+
+export interface PrepareDeps {
+  chunks: ChunkRepository;
+  chunker: Chunker;
+  logger: Logger;
+  workspaceDir: string;
+  gitToken: string | undefined;
+  maxFileBytes: number;
+  batchChunks: number;
+}
+
+export function workspaceFor(repo: Repository, deps: Pick<PrepareDeps, 'workspaceDir' | 'gitToken'>): GitWorkspace {
+  return openGitWorkspace({
+    root: deps.workspaceDir,
+    key: `repo-${repo.id}`,
+    source: repo.sourceUrl ?? repo.localPath!,
+    credentials: { token: deps.gitToken },
+  });
+}
+
+/** Content-addressed chunk id: the same text at the same place of the same file keeps its id across commits. */
+export function chunkId(repositoryId: number, branch: string, filePath: string, startLine: number, contentHash: string): string {
+  return createHash('sha256').update(`${repositoryId}\0${branch}\0${filePath}\0${startLine}\0${contentHash}`).digest('hex').slice(0, 40);
+}
+
+export function contentHash(content: string): string {
+  return createHash('sha256').update(content).digest('hex');
+}
+
+/** Decodes bytes as UTF-8, replacing invalid sequences instead of failing the file. */
+const decoder = new TextDecoder('utf-8', { fatal: false });
+
+export async function prepareRun(
+  deps: PrepareDeps,
+  run: { runId: string; repository: Repository; branch: string; indexedCommit: string | null; full: boolean },
+  report: (p: IndexProgress) => Promise<void>,
+): Promise<PreparedRun> {
+  const { repository: repo, branch } = run;
+  const progress: IndexProgress = { phase: 'fetching', filesTotal: 0, filesScanned: 0, chunks: 0, batchesTotal: 0, batchesDone: 0 };
+  await report(progress);
+
+  const git = workspaceFor(repo, deps);
+  let commit: string;
+  try {
+    commit = await git.fetch(branch);
+  } catch (err) {
+    if (err instanceof GitError && !err.retryable) throw new IndexInputError(err.message);
+    throw err;
+  }
+  progress.commit = commit;
+  if (!run.full && run.indexedCommit === commit) {
+    return { commit, upToDate: true, mode: 'diff', filesChanged: 0, filesDeleted: 0, chunks: 0, batches: 0 };
+  }
+
+  progress.phase = 'scanning';
+  await report(progress);
+  const tree = await git.listTree(commit);
+  const byPath = new Map(tree.map((e) => [e.path, e]));
+
+  const gitignoreEntries = tree.filter((e) => path.posix.basename(e.path) === '.gitignore');
+  const gitignores: Array<{ dir: string; content: string }> = [];
+  await git.readBlobs(
+    gitignoreEntries.map((e) => e.blobSha),
+    (_sha, content) => void gitignores.push({ dir: '', content: decoder.decode(content) }),
+  );
+  gitignoreEntries.forEach((e, i) => {
+    const dir = path.posix.dirname(e.path);
+    gitignores[i]!.dir = dir === '.' ? '' : dir;
+  });
+  const filter = createFileFilter({
+    gitignores,
+    include: repo.includeGlobs,
+    exclude: repo.excludeGlobs,
+    maxFileBytes: deps.maxFileBytes,
+  });
+  const selected = tree.filter((e) => filter.check(e.path, e.size).indexed);
+  if (selected.length === 0) {
+    throw new IndexInputError(
+      `${repo.name}@${branch} has nothing to index at ${commit.slice(0, 12)}: ${tree.length} file(s), none of them text within the include/exclude rules`,
+    );
+  }
+  const selectedPaths = new Set(selected.map((e) => e.path));
+  const live = await deps.chunks.liveFiles(repo.id, branch);
+
+  // Which files to (re)chunk and which to drop. With the old commit at hand
+  // git's diff says what changed; otherwise (first run, force push, --full,
+  // changed ignore rules) compare every selected file's blob id with the index.
+  let mode: PreparedRun['mode'] = 'reconcile';
+  let candidates: TreeEntry[];
+  const deleted = new Set<string>();
+  const canDiff =
+    !run.full && run.indexedCommit !== null && live.size > 0 && (await git.hasCommit(run.indexedCommit));
+  const diff = canDiff ? await git.diff(run.indexedCommit!, commit) : [];
+  const rulesChanged = diff.some((c) => path.posix.basename(c.path) === '.gitignore' || ('from' in c && path.posix.basename(c.from) === '.gitignore'));
+  if (canDiff && !rulesChanged) {
+    mode = 'diff';
+    candidates = [];
+    for (const change of diff) {
+      if (change.status === 'renamed' || change.status === 'deleted') {
+        const gone = change.status === 'renamed' ? change.from : change.path;
+        if (live.has(gone)) deleted.add(gone);
+      }
+      if (change.status === 'deleted') continue;
+      const entry = byPath.get(change.path);
+      if (entry && selectedPaths.has(entry.path)) candidates.push(entry);
+      else if (live.has(change.path)) deleted.add(change.path);
+    }
+  } else {
+    candidates = selected.filter((e) => live.get(e.path) !== e.blobSha);
+    for (const p of live.keys()) if (!selectedPaths.has(p)) deleted.add(p);
+  }
+
+  await deps.chunks.clearStaging(run.runId);
+  progress.phase = 'chunking';
+  progress.filesTotal = candidates.length;
+  await report(progress);
+
+  const stagedFiles: StagedFile[] = [...deleted].map((p) => ({ path: p, deleted: true as const }));
+  let pending: StagedChunk[] = [];
+  let batch = 0;
+  let inBatch = 0;
+  let lastReport = Date.now();
+  const flush = async () => {
+    if (pending.length === 0) return;
+    await deps.chunks.stageChunks(run.runId, repo.id, branch, pending);
+    pending = [];
+  };
+
+  await git.readBlobs(
+    candidates.map((e) => e.blobSha),
+    async (_sha, bytes) => {
+      const entry = candidates[progress.filesScanned]!;
+      progress.filesScanned++;
+      const verdict = filter.checkContent(entry.path, bytes);
+      if (!verdict.indexed) {
+        if (live.has(entry.path)) stagedFiles.push({ path: entry.path, deleted: true });
+        return;
+      }
+      const language = detectLanguage(entry.path) ?? null;
+      const text = decoder.decode(bytes);
+      const pieces = await deps.chunker.chunk({ path: entry.path, content: text, language: language ?? undefined });
+      const seen = new Set<string>();
+      let ordinal = 0;
+      for (const piece of pieces) {
+        const hash = contentHash(piece.content);
+        const id = chunkId(repo.id, branch, entry.path, piece.startLine, hash);
+        if (seen.has(id)) continue;
+        seen.add(id);
+        if (inBatch >= deps.batchChunks) {
+          batch++;
+          inBatch = 0;
+        }
+        inBatch++;
+        pending.push({
+          id,
+          path: entry.path,
+          ordinal: ordinal++,
+          startLine: piece.startLine,
+          endLine: piece.endLine,
+          symbol: piece.symbol,
+          kind: piece.kind,
+          language,
+          contentHash: hash,
+          content: piece.content,
+          batch,
+        });
+      }
+      progress.chunks += ordinal;
+      stagedFiles.push({ path: entry.path, deleted: false, blobSha: entry.blobSha, language, sizeBytes: entry.size, chunkCount: ordinal });
+      if (pending.length >= 1000) await flush();
+      if (Date.now() - lastReport > 500) {
+        lastReport = Date.now();
+        await report(progress);
+      }
+    },
+  );
+  await flush();
+  await deps.chunks.stageFiles(run.runId, repo.id, stagedFiles);
+
+  const batches = progress.chunks === 0 ? 0 : batch + 1;
+  progress.batchesTotal = batches;
+  progress.phase = batches > 0 ? 'embedding' : 'publishing';
+  await report(progress);
+  deps.logger.info(
+    { repository: repo.name, branch, commit, mode, changed: candidates.length, deleted: deleted.size, chunks: progress.chunks, batches },
+    'index run prepared',
+  );
+  return {
+    commit,
+    upToDate: false,
+    mode,
+    filesChanged: candidates.length,
+    filesDeleted: stagedFiles.filter((f) => f.deleted).length,
+    chunks: progress.chunks,
+    batches,
+  };
+}

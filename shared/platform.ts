@@ -1,0 +1,59 @@
+import type { Config } from './config/config.ts';
+import { DEFAULT_EMBEDDING_CONFIG, createEmbeddingProvider, type EmbeddingProvider } from './embeddings/embedding-provider.ts';
+import type { Logger } from './logger.ts';
+import { createQueues, type QueueRegistry } from './queue/queues.ts';
+import { createChunkRepository, type ChunkRepository } from './stores/chunk.repository.ts';
+import { createRepositoryRepository, type RepositoryRepository } from './stores/repository.repository.ts';
+import { closeStores, createStores, type Stores } from './stores/stores.ts';
+import { createVectorStore, type VectorStore } from './stores/vector.store.ts';
+
+/**
+ * The connections and repositories every process builds from its config.
+ * Each composition root calls this once and passes the parts on explicitly;
+ * nothing here is a module-level singleton.
+ */
+export interface Platform {
+  config: Config;
+  stores: Stores;
+  queues: QueueRegistry;
+  repositories: RepositoryRepository;
+  chunks: ChunkRepository;
+  embeddings: EmbeddingProvider;
+  vectors: VectorStore;
+  close(): Promise<void>;
+}
+
+export function embeddingConfigFrom(config: Config) {
+  return {
+    ...DEFAULT_EMBEDDING_CONFIG,
+    provider: config.embedding.provider,
+    openaiApiKey: config.embedding.openaiApiKey,
+    openaiBaseUrl: config.embedding.openaiBaseUrl,
+    model: config.embedding.model,
+    dimensions: config.embedding.dimensions,
+    concurrency: config.embedding.concurrency,
+    maxRetries: config.embedding.maxRetries,
+    localDimensions: config.embedding.localDimensions,
+  };
+}
+
+export function createPlatform(config: Config, logger: Logger, overrides: { embeddings?: EmbeddingProvider } = {}): Platform {
+  const stores = createStores(config, logger);
+  const queues = createQueues(stores.redis.client, config.queuePrefix);
+  const embeddings = overrides.embeddings ?? createEmbeddingProvider(embeddingConfigFrom(config), logger);
+  let closed: Promise<void> | undefined;
+  return {
+    config,
+    stores,
+    queues,
+    repositories: createRepositoryRepository(stores.postgres),
+    chunks: createChunkRepository(stores.postgres),
+    embeddings,
+    vectors: createVectorStore(stores.chroma, embeddings.id),
+    close: () =>
+      (closed ??= (async () => {
+        await queues.close();
+        await closeStores(stores);
+      })()),
+  };
+}

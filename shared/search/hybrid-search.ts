@@ -1,0 +1,147 @@
+import picomatch from 'picomatch';
+import { badRequest, notFound } from '../errors.ts';
+import type { Platform } from '../platform.ts';
+import type { LiveChunk } from '../stores/chunk.repository.ts';
+
+export interface SearchQuery {
+  query: string;
+  /** Repository names; all repositories of the allowed instances when omitted. */
+  repositories?: string[];
+  /** Instances the caller may see; every instance when omitted. */
+  instances?: string[];
+  language?: string;
+  /** Glob over repository-relative paths, e.g. `src/**\/*.ts`. */
+  pathGlob?: string;
+  limit?: number;
+}
+
+export interface SearchHit {
+  repository: string;
+  branch: string;
+  commit: string;
+  path: string;
+  startLine: number;
+  endLine: number;
+  symbol: string | null;
+  kind: string;
+  language: string | null;
+  snippet: string;
+  score: number;
+  /** Which retrievers found it: vector, text or both. */
+  matchedBy: Array<'vector' | 'text'>;
+}
+
+/** Reciprocal rank fusion constant (Cormack et al.): damps the weight of the very top ranks. */
+const RRF_K = 60;
+const MAX_LIMIT = 100;
+const SNIPPET_LINES = 12;
+const SNIPPET_CHARS = 700;
+
+/** Splits identifiers the way the index does: `parseHTTPRequest_v2` → parse, http, request, v2. */
+export function queryTerms(query: string): string[] {
+  const words = query.match(/[A-Za-z0-9_]+/g) ?? [];
+  const terms = new Set<string>();
+  for (const word of words) {
+    const lower = word.toLowerCase();
+    if (lower.length > 1) terms.add(lower);
+    for (const part of word.split(/_+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=[0-9])/)) {
+      if (part.length > 1) terms.add(part.toLowerCase());
+    }
+  }
+  return [...terms].slice(0, 32);
+}
+
+function snippet(content: string): string {
+  const lines = content.split('\n').slice(0, SNIPPET_LINES).join('\n');
+  return lines.length > SNIPPET_CHARS ? `${lines.slice(0, SNIPPET_CHARS)}…` : lines;
+}
+
+/**
+ * Hybrid search: nearest vectors from ChromaDB and full-text matches from
+ * Postgres, fused by reciprocal rank. Postgres is the arbiter of what is
+ * live: a vector whose chunk is not in the published index is dropped, so
+ * results always come from each branch's indexed commit.
+ */
+export function createSearchService(platform: Platform) {
+  return {
+    async search(q: SearchQuery): Promise<{ hits: SearchHit[]; tookMs: number }> {
+      const started = performance.now();
+      const text = q.query.trim();
+      if (!text) throw badRequest('query must not be empty', 'invalid_query');
+      if (text.length > 2000) throw badRequest('query must be at most 2000 characters', 'invalid_query');
+      const limit = Math.min(Math.max(q.limit ?? 10, 1), MAX_LIMIT);
+      let isMatch: ((p: string) => boolean) | undefined;
+      if (q.pathGlob) {
+        try {
+          isMatch = picomatch(q.pathGlob, { dot: true });
+        } catch {
+          throw badRequest(`path glob "${q.pathGlob}" is not valid`, 'invalid_glob');
+        }
+      }
+
+      const all = await platform.repositories.list(q.instances ? { instances: q.instances } : {});
+      const wanted = q.repositories?.length ? all.filter((r) => q.repositories!.includes(r.name)) : all;
+      if (q.repositories?.length) {
+        const missing = q.repositories.filter((n) => !wanted.some((r) => r.name === n));
+        if (missing.length > 0) throw notFound(`no repository named ${missing.map((m) => `"${m}"`).join(', ')}`, 'repository_not_found');
+      }
+      // Each repository is searched at its default branch's indexed commit.
+      const targets = wanted.flatMap((r) => {
+        const b = r.branches.find((x) => x.branch === r.defaultBranch && x.indexedCommit);
+        return b ? [{ repositoryId: r.id, branch: b.branch, name: r.name, commit: b.indexedCommit! }] : [];
+      });
+      if (targets.length === 0) return { hits: [], tookMs: Math.round(performance.now() - started) };
+      const filter = { repositoryBranches: targets.map((t) => ({ repositoryId: t.repositoryId, branch: t.branch })), ...(q.language ? { language: q.language } : {}) };
+
+      // Path globs are applied after retrieval, so fetch deeper when one is set.
+      const depth = Math.min(limit * (isMatch ? 10 : 4), 500);
+      const terms = queryTerms(text);
+      const [vectorHits, textHits] = await Promise.all([
+        platform.embeddings.embed([text]).then(([v]) => platform.vectors.query(v!, depth, filter)),
+        terms.length > 0 ? platform.chunks.fullText(terms.map((t) => `${t}:*`).join(' | '), filter, depth) : Promise.resolve([]),
+      ]);
+
+      const scores = new Map<string, { score: number; by: Set<'vector' | 'text'> }>();
+      const add = (id: string, rank: number, by: 'vector' | 'text') => {
+        const entry = scores.get(id) ?? { score: 0, by: new Set() };
+        entry.score += 1 / (RRF_K + rank + 1);
+        entry.by.add(by);
+        scores.set(id, entry);
+      };
+      vectorHits.forEach((h, i) => add(h.id, i, 'vector'));
+      textHits.forEach((h, i) => add(h.id, i, 'text'));
+
+      const known = new Map<string, LiveChunk>(textHits.map((c) => [c.id, c]));
+      const unknownIds = [...scores.keys()].filter((id) => !known.has(id));
+      for (const c of await platform.chunks.liveChunks(unknownIds)) known.set(c.id, c);
+
+      const byTarget = new Map(targets.map((t) => [`${t.repositoryId}\0${t.branch}`, t]));
+      const hits: SearchHit[] = [];
+      for (const [id, { score, by }] of [...scores.entries()].sort((a, b) => b[1].score - a[1].score || a[0].localeCompare(b[0]))) {
+        const chunk = known.get(id);
+        if (!chunk) continue; // a vector from a run not yet published, or one being removed
+        const target = byTarget.get(`${chunk.repositoryId}\0${chunk.branch}`);
+        if (!target) continue;
+        if (isMatch && !isMatch(chunk.path)) continue;
+        hits.push({
+          repository: target.name,
+          branch: chunk.branch,
+          commit: target.commit,
+          path: chunk.path,
+          startLine: chunk.startLine,
+          endLine: chunk.endLine,
+          symbol: chunk.symbol,
+          kind: chunk.kind,
+          language: chunk.language,
+          snippet: snippet(chunk.content),
+          score: Math.round(score * 1e6) / 1e6,
+          matchedBy: [...by].sort(),
+        });
+        if (hits.length >= limit) break;
+      }
+      return { hits, tookMs: Math.round(performance.now() - started) };
+    },
+  };
+}
+
+export type SearchService = ReturnType<typeof createSearchService>;

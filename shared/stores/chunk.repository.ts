@@ -1,0 +1,267 @@
+import type pg from 'pg';
+import type { PostgresConnection } from './postgres.connection.ts';
+
+export interface StagedChunk {
+  id: string;
+  path: string;
+  ordinal: number;
+  startLine: number;
+  endLine: number;
+  symbol: string | null;
+  kind: string;
+  language: string | null;
+  contentHash: string;
+  content: string;
+  batch: number;
+}
+
+export type StagedFile =
+  | { path: string; deleted: true }
+  | { path: string; deleted: false; blobSha: string; language: string | null; sizeBytes: number; chunkCount: number };
+
+export interface LiveChunk {
+  id: string;
+  repositoryId: number;
+  branch: string;
+  path: string;
+  startLine: number;
+  endLine: number;
+  symbol: string | null;
+  kind: string;
+  language: string | null;
+  content: string;
+}
+
+/** Rows per INSERT: Postgres allows 65,535 parameters per statement. */
+const INSERT_ROWS = 1000;
+
+function toLiveChunk(row: Record<string, unknown>): LiveChunk {
+  return {
+    id: row.id as string,
+    repositoryId: Number(row.repository_id),
+    branch: row.branch as string,
+    path: row.path as string,
+    startLine: row.start_line as number,
+    endLine: row.end_line as number,
+    symbol: row.symbol as string | null,
+    kind: row.kind as string,
+    language: row.language as string | null,
+    content: row.content as string,
+  };
+}
+
+/**
+ * Files, chunks, the staging area of runs in progress and the embedding cache.
+ * A run stages everything first; `publish` moves it into the live tables and
+ * moves the branch's commit forward in one transaction, so readers see either
+ * the old commit or the new one, never a mixture.
+ */
+export function createChunkRepository(pg: PostgresConnection) {
+  return {
+    /** path → blob id of the branch's live files. */
+    async liveFiles(repositoryId: number, branch: string): Promise<Map<string, string>> {
+      const { rows } = await pg.pool.query<{ path: string; blob_sha: string }>(
+        `SELECT path, blob_sha FROM files WHERE repository_id = $1 AND branch = $2`,
+        [repositoryId, branch],
+      );
+      return new Map(rows.map((r) => [r.path, r.blob_sha]));
+    },
+
+    /** Drops whatever an earlier attempt of the same run staged, so a retried run starts clean. */
+    async clearStaging(runId: string): Promise<void> {
+      await pg.pool.query(`DELETE FROM chunk_staging WHERE run_id = $1`, [runId]);
+      await pg.pool.query(`DELETE FROM file_staging WHERE run_id = $1`, [runId]);
+    },
+
+    async stageFiles(runId: string, repositoryId: number, files: StagedFile[]): Promise<void> {
+      for (let i = 0; i < files.length; i += INSERT_ROWS) {
+        const slice = files.slice(i, i + INSERT_ROWS);
+        await pg.pool.query(
+          `INSERT INTO file_staging (run_id, repository_id, path, blob_sha, language, size_bytes, chunk_count, deleted)
+           SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::int[], $7::int[], $8::bool[])
+           ON CONFLICT (run_id, path) DO UPDATE SET blob_sha = excluded.blob_sha, language = excluded.language,
+             size_bytes = excluded.size_bytes, chunk_count = excluded.chunk_count, deleted = excluded.deleted`,
+          [
+            runId,
+            repositoryId,
+            slice.map((f) => f.path),
+            slice.map((f) => (f.deleted ? null : f.blobSha)),
+            slice.map((f) => (f.deleted ? null : f.language)),
+            slice.map((f) => (f.deleted ? null : f.sizeBytes)),
+            slice.map((f) => (f.deleted ? null : f.chunkCount)),
+            slice.map((f) => f.deleted),
+          ],
+        );
+      }
+    },
+
+    async stageChunks(runId: string, repositoryId: number, branch: string, chunks: StagedChunk[]): Promise<void> {
+      for (let i = 0; i < chunks.length; i += INSERT_ROWS) {
+        const slice = chunks.slice(i, i + INSERT_ROWS);
+        await pg.pool.query(
+          `INSERT INTO chunk_staging (run_id, repository_id, branch, id, path, ordinal, start_line, end_line, symbol, kind, language, content_hash, content, batch)
+           SELECT $1, $2, $3, * FROM unnest($4::text[], $5::text[], $6::int[], $7::int[], $8::int[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int[])
+           ON CONFLICT (run_id, id) DO NOTHING`,
+          [
+            runId,
+            repositoryId,
+            branch,
+            slice.map((c) => c.id),
+            slice.map((c) => c.path),
+            slice.map((c) => c.ordinal),
+            slice.map((c) => c.startLine),
+            slice.map((c) => c.endLine),
+            slice.map((c) => c.symbol),
+            slice.map((c) => c.kind),
+            slice.map((c) => c.language),
+            slice.map((c) => c.contentHash),
+            slice.map((c) => c.content.replaceAll('\0', '')),
+            slice.map((c) => c.batch),
+          ],
+        );
+      }
+    },
+
+    async stagedBatch(runId: string, batch: number): Promise<StagedChunk[]> {
+      const { rows } = await pg.pool.query(
+        `SELECT id, path, ordinal, start_line, end_line, symbol, kind, language, content_hash, content, batch
+           FROM chunk_staging WHERE run_id = $1 AND batch = $2 ORDER BY path, ordinal`,
+        [runId, batch],
+      );
+      return rows.map((r) => ({
+        id: r.id,
+        path: r.path,
+        ordinal: r.ordinal,
+        startLine: r.start_line,
+        endLine: r.end_line,
+        symbol: r.symbol,
+        kind: r.kind,
+        language: r.language,
+        contentHash: r.content_hash,
+        content: r.content,
+        batch: r.batch,
+      }));
+    },
+
+    async cachedEmbeddings(modelId: string, hashes: string[]): Promise<Map<string, number[]>> {
+      if (hashes.length === 0) return new Map();
+      const { rows } = await pg.pool.query<{ content_hash: string; embedding: Buffer }>(
+        `SELECT content_hash, embedding FROM embedding_cache WHERE model_id = $1 AND content_hash = ANY($2)`,
+        [modelId, hashes],
+      );
+      return new Map(rows.map((r) => [r.content_hash, decodeVector(r.embedding)]));
+    },
+
+    async cacheEmbeddings(modelId: string, entries: Array<{ hash: string; embedding: number[] }>): Promise<void> {
+      for (let i = 0; i < entries.length; i += INSERT_ROWS) {
+        const slice = entries.slice(i, i + INSERT_ROWS);
+        await pg.pool.query(
+          `INSERT INTO embedding_cache (model_id, content_hash, embedding)
+           SELECT $1, * FROM unnest($2::text[], $3::bytea[]) ON CONFLICT DO NOTHING`,
+          [modelId, slice.map((e) => e.hash), slice.map((e) => encodeVector(e.embedding))],
+        );
+      }
+    },
+
+    /**
+     * Publishes a run: replaces the staged files' chunks, moves the branch to
+     * `commit`, clears the staging rows. Returns the chunk ids that are no
+     * longer live (their vectors can go).
+     */
+    async publish(run: { runId: string; repositoryId: number; branch: string; commit: string }): Promise<{ removedIds: string[] }> {
+      return pg.transaction(async (client: pg.PoolClient) => {
+        const args = [run.runId, run.repositoryId, run.branch];
+        // Old chunks of every touched file, minus those that survive unchanged under the same id.
+        const removed = await client.query<{ id: string }>(
+          `DELETE FROM chunks c USING file_staging f
+            WHERE f.run_id = $1 AND c.repository_id = $2 AND c.branch = $3 AND c.path = f.path
+              AND NOT EXISTS (SELECT 1 FROM chunk_staging s WHERE s.run_id = $1 AND s.id = c.id)
+            RETURNING c.id`,
+          args,
+        );
+        await client.query(
+          `DELETE FROM files f USING file_staging s
+            WHERE s.run_id = $1 AND s.deleted AND f.repository_id = $2 AND f.branch = $3 AND f.path = s.path`,
+          args,
+        );
+        await client.query(
+          `INSERT INTO files (repository_id, branch, path, blob_sha, language, size_bytes, chunk_count)
+           SELECT $2, $3, path, blob_sha, language, size_bytes, chunk_count FROM file_staging WHERE run_id = $1 AND NOT deleted
+           ON CONFLICT (repository_id, branch, path) DO UPDATE SET blob_sha = excluded.blob_sha, language = excluded.language,
+             size_bytes = excluded.size_bytes, chunk_count = excluded.chunk_count`,
+          args,
+        );
+        await client.query(
+          `INSERT INTO chunks (id, repository_id, branch, path, ordinal, start_line, end_line, symbol, kind, language, content_hash, content)
+           SELECT id, repository_id, branch, path, ordinal, start_line, end_line, symbol, kind, language, content_hash, content
+             FROM chunk_staging WHERE run_id = $1
+           ON CONFLICT (id) DO UPDATE SET ordinal = excluded.ordinal, start_line = excluded.start_line, end_line = excluded.end_line,
+             symbol = excluded.symbol, kind = excluded.kind`,
+          [run.runId],
+        );
+        await client.query(
+          `UPDATE repository_branches b SET
+             indexed_commit = $4, status = 'ready', last_error = NULL, indexed_at = now(), updated_at = now(),
+             file_count = (SELECT count(*) FROM files WHERE repository_id = $2 AND branch = $3),
+             chunk_count = (SELECT count(*) FROM chunks WHERE repository_id = $2 AND branch = $3)
+           WHERE repository_id = $2 AND branch = $3`,
+          [...args, run.commit],
+        );
+        await client.query(`DELETE FROM chunk_staging WHERE run_id = $1`, [run.runId]);
+        await client.query(`DELETE FROM file_staging WHERE run_id = $1`, [run.runId]);
+        return { removedIds: removed.rows.map((r) => r.id) };
+      });
+    },
+
+    /** The live chunks among `ids`, in no particular order. */
+    async liveChunks(ids: string[]): Promise<LiveChunk[]> {
+      if (ids.length === 0) return [];
+      const { rows } = await pg.pool.query(
+        `SELECT id, repository_id, branch, path, start_line, end_line, symbol, kind, language, content FROM chunks WHERE id = ANY($1)`,
+        [ids],
+      );
+      return rows.map(toLiveChunk);
+    },
+
+    /** Full-text candidates, best first. */
+    async fullText(
+      tsquery: string,
+      filter: { repositoryBranches?: Array<{ repositoryId: number; branch: string }>; language?: string },
+      limit: number,
+    ): Promise<LiveChunk[]> {
+      const repoIds = filter.repositoryBranches?.map((r) => r.repositoryId) ?? null;
+      const branches = filter.repositoryBranches?.map((r) => r.branch) ?? null;
+      const { rows } = await pg.pool.query(
+        `SELECT c.id, c.repository_id, c.branch, c.path, c.start_line, c.end_line, c.symbol, c.kind, c.language, c.content
+           FROM chunks c
+           ${repoIds ? 'JOIN unnest($3::bigint[], $4::text[]) AS rb(repository_id, branch) ON rb.repository_id = c.repository_id AND rb.branch = c.branch' : ''}
+          WHERE c.search_vector @@ to_tsquery('simple', $1)
+            AND ($2::text IS NULL OR c.language = $2)
+          ORDER BY ts_rank_cd(c.search_vector, to_tsquery('simple', $1)) DESC, c.id
+          LIMIT ${Number(limit)}`,
+        repoIds ? [tsquery, filter.language ?? null, repoIds, branches] : [tsquery, filter.language ?? null],
+      );
+      return rows.map(toLiveChunk);
+    },
+
+    async liveChunkIds(repositoryId: number): Promise<string[]> {
+      const { rows } = await pg.pool.query<{ id: string }>(`SELECT id FROM chunks WHERE repository_id = $1`, [repositoryId]);
+      return rows.map((r) => r.id);
+    },
+  };
+}
+
+export type ChunkRepository = ReturnType<typeof createChunkRepository>;
+
+/** Float32 little-endian: 4 bytes a dimension, exact for what embedding models return. */
+export function encodeVector(v: number[]): Buffer {
+  const buf = Buffer.alloc(v.length * 4);
+  for (let i = 0; i < v.length; i++) buf.writeFloatLE(v[i]!, i * 4);
+  return buf;
+}
+
+export function decodeVector(buf: Buffer): number[] {
+  const out = new Array<number>(buf.length / 4);
+  for (let i = 0; i < out.length; i++) out[i] = buf.readFloatLE(i * 4);
+  return out;
+}

@@ -1,0 +1,254 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { simpleGit, type SimpleGit } from 'simple-git';
+
+/**
+ * Git access for indexing: one bare mirror per repository under the workspace
+ * folder, fetched with simple-git. Blobs are read straight from the object
+ * store (`git cat-file --batch`), so no working tree is ever checked out.
+ */
+
+export interface TreeEntry {
+  path: string;
+  blobSha: string;
+  size: number;
+}
+
+export type FileChange =
+  | { status: 'added' | 'modified'; path: string }
+  | { status: 'deleted'; path: string }
+  | { status: 'renamed'; from: string; path: string };
+
+export class GitError extends Error {
+  constructor(
+    message: string,
+    /** false when retrying cannot help (unknown host, bad credentials, missing branch, empty repository). */
+    readonly retryable: boolean,
+  ) {
+    super(message);
+    this.name = 'GitError';
+  }
+}
+
+export interface GitCredentials {
+  /** Token for https remotes (GitHub, GitLab, Gitea…); sent as an HTTP header, never put in a URL or argv. */
+  token?: string;
+}
+
+/** Environment that hands git the token through config variables (not argv, which `ps` shows). */
+function gitEnv(credentials: GitCredentials): Record<string, string> {
+  const env: Record<string, string> = {
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_ASKPASS: 'echo',
+    GIT_CONFIG_NOSYSTEM: '1',
+    LANG: 'C',
+  };
+  if (process.env.PATH) env.PATH = process.env.PATH;
+  if (process.env.HOME) env.HOME = process.env.HOME;
+  if (credentials.token) {
+    const basic = Buffer.from(`x-access-token:${credentials.token}`).toString('base64');
+    env.GIT_CONFIG_COUNT = '1';
+    env.GIT_CONFIG_KEY_0 = 'http.extraHeader';
+    env.GIT_CONFIG_VALUE_0 = `Authorization: Basic ${basic}`;
+  }
+  return env;
+}
+
+/** Turns git's stderr into one sentence a user can act on, and says whether a retry may help. */
+export function explainGitFailure(stderr: string, source: string, branch?: string): GitError {
+  const text = stderr.replace(/\s+/g, ' ').trim();
+  const rules: Array<[RegExp, string, boolean]> = [
+    [/Could not resolve host|Name or service not known|unable to access.*Couldn't resolve/i, `cannot reach ${source}: host not found`, false],
+    [/Authentication failed|could not read Username|403|401|terminal prompts disabled|invalid credentials/i, `access to ${source} was refused: check the token (GIT_TOKEN) and its permissions`, false],
+    [/couldn't find remote ref|Remote branch .* not found|invalid refspec/i, `branch "${branch}" does not exist in ${source}`, false],
+    [/Repository not found|does not appear to be a git repository|not found|No such file or directory/i, `repository ${source} was not found`, false],
+    [/Connection refused|Connection timed out|Failed to connect|timed out|early EOF|RPC failed|reset by peer/i, `cannot connect to ${source} (${text.slice(0, 200)})`, true],
+  ];
+  for (const [pattern, message, retryable] of rules) if (pattern.test(text)) return new GitError(message, retryable);
+  return new GitError(`git failed for ${source}: ${text.slice(0, 300)}`, true);
+}
+
+/** A URL or path safe to show: any user:password in it is dropped. */
+export function redactSource(source: string): string {
+  try {
+    const url = new URL(source);
+    url.username = '';
+    url.password = '';
+    return url.toString();
+  } catch {
+    return source;
+  }
+}
+
+export interface GitWorkspace {
+  /** The bare mirror's folder. */
+  dir: string;
+  /** Fetches `branch` from the source and returns its head commit. */
+  fetch(branch: string): Promise<string>;
+  /** The remote's default branch (from its HEAD symref). */
+  defaultBranch(): Promise<string>;
+  hasCommit(sha: string): Promise<boolean>;
+  listTree(commit: string): Promise<TreeEntry[]>;
+  diff(from: string, to: string): Promise<FileChange[]>;
+  /** Reads blobs by id; calls `onBlob` in the order given. */
+  readBlobs(shas: string[], onBlob: (sha: string, content: Buffer) => Promise<void> | void): Promise<void>;
+  remove(): Promise<void>;
+}
+
+export function openGitWorkspace(options: { root: string; key: string; source: string; credentials: GitCredentials }): GitWorkspace {
+  const dir = path.join(options.root, options.key);
+  const env = gitEnv(options.credentials);
+  const shown = redactSource(options.source);
+  const git = (): SimpleGit => simpleGit({ baseDir: dir, maxConcurrentProcesses: 4, timeout: { block: 10 * 60_000 } }).env(env);
+
+  async function ensureMirror(): Promise<void> {
+    if (existsSync(path.join(dir, 'HEAD'))) return;
+    await mkdir(options.root, { recursive: true });
+    await rm(dir, { recursive: true, force: true });
+    try {
+      // Bare, no checkout, no tags: only commits, trees and blobs of the branches we fetch.
+      await simpleGit({ baseDir: options.root }).env(env).raw(['init', '--bare', '--quiet', dir]);
+      await git().raw(['remote', 'add', 'origin', options.source]);
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true });
+      throw explainGitFailure(String((err as Error).message), shown);
+    }
+  }
+
+  return {
+    dir,
+    async fetch(branch) {
+      await ensureMirror();
+      try {
+        // +: a force-pushed branch replaces our copy; --prune drops refs that vanished.
+        await git().raw(['fetch', '--quiet', '--no-tags', '--prune', 'origin', `+refs/heads/${branch}:refs/heads/${branch}`]);
+      } catch (err) {
+        const failure = explainGitFailure(String((err as Error).message), shown, branch);
+        if (!failure.retryable && failure.message.startsWith('branch')) {
+          // "No such branch" in a repository without any branch means it has no commits at all.
+          const heads = await git().raw(['ls-remote', '--heads', 'origin']).catch(() => 'unknown');
+          if (heads.trim() === '') throw new GitError(`repository ${shown} is empty (no commits yet)`, false);
+        }
+        throw failure;
+      }
+      return (await git().raw(['rev-parse', '--verify', `refs/heads/${branch}^{commit}`])).trim();
+    },
+    async defaultBranch() {
+      await ensureMirror();
+      let out: string;
+      try {
+        out = await git().raw(['ls-remote', '--symref', 'origin', 'HEAD']);
+      } catch (err) {
+        throw explainGitFailure(String((err as Error).message), shown);
+      }
+      const match = /^ref: refs\/heads\/(\S+)\s+HEAD/m.exec(out);
+      if (!match) throw new GitError(`repository ${shown} is empty (it has no default branch yet)`, false);
+      return match[1]!;
+    },
+    async hasCommit(sha) {
+      try {
+        await git().raw(['cat-file', '-e', `${sha}^{commit}`]);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    async listTree(commit) {
+      const out = await git().raw(['ls-tree', '-r', '-l', '-z', '--full-tree', commit]);
+      const entries: TreeEntry[] = [];
+      for (const record of out.split('\0')) {
+        if (!record) continue;
+        const tab = record.indexOf('\t');
+        const [mode, type, sha, size] = record.slice(0, tab).split(/\s+/);
+        // Only regular files: submodules (commit) and symlinks (120000) carry no content of their own.
+        if (type !== 'blob' || mode === '120000') continue;
+        entries.push({ path: record.slice(tab + 1), blobSha: sha!, size: Number(size) });
+      }
+      return entries;
+    },
+    async diff(from, to) {
+      const out = await git().raw(['diff', '--name-status', '-z', '-M', '--no-ext-diff', from, to]);
+      const parts = out.split('\0').filter((p) => p !== '');
+      const changes: FileChange[] = [];
+      for (let i = 0; i < parts.length; ) {
+        const status = parts[i++]!;
+        if (status.startsWith('R')) {
+          changes.push({ status: 'renamed', from: parts[i++]!, path: parts[i++]! });
+        } else if (status.startsWith('C')) {
+          i++;
+          changes.push({ status: 'added', path: parts[i++]! });
+        } else if (status === 'D') {
+          changes.push({ status: 'deleted', path: parts[i++]! });
+        } else if (status === 'A') {
+          changes.push({ status: 'added', path: parts[i++]! });
+        } else {
+          changes.push({ status: 'modified', path: parts[i++]! });
+        }
+      }
+      return changes;
+    },
+    async readBlobs(shas, onBlob) {
+      if (shas.length === 0) return;
+      await catFileBatch(dir, env, shas, onBlob);
+    },
+    async remove() {
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Streams blobs through one `git cat-file --batch` process. simple-git buffers
+ * whole outputs, which would hold every blob of a large repository in memory
+ * at once; here each blob is handed on as soon as it is complete.
+ */
+function catFileBatch(
+  dir: string,
+  env: Record<string, string>,
+  shas: string[],
+  onBlob: (sha: string, content: Buffer) => Promise<void> | void,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('git', ['cat-file', '--batch'], { cwd: dir, env });
+    let buffer: Buffer = Buffer.alloc(0);
+    let index = 0;
+    let failed = false;
+    let chain = Promise.resolve();
+    let stderr = '';
+    const fail = (err: Error) => {
+      if (failed) return;
+      failed = true;
+      child.kill();
+      reject(err);
+    };
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', fail);
+    child.stdout.on('data', (data: Buffer) => {
+      buffer = buffer.length ? Buffer.concat([buffer, data]) : data;
+      while (!failed) {
+        const nl = buffer.indexOf(10);
+        if (nl < 0) return;
+        const header = buffer.subarray(0, nl).toString('utf8');
+        if (header.endsWith(' missing')) return fail(new Error(`git object ${header.split(' ')[0]} is missing`));
+        const size = Number(header.split(' ')[2]);
+        if (buffer.length < nl + 1 + size + 1) return;
+        const content = Buffer.from(buffer.subarray(nl + 1, nl + 1 + size));
+        buffer = buffer.subarray(nl + 1 + size + 1);
+        const sha = shas[index++]!;
+        chain = chain.then(() => onBlob(sha, content));
+        chain.catch(fail);
+      }
+    });
+    child.on('close', (code) => {
+      if (failed) return;
+      if (code !== 0 || index !== shas.length) {
+        return fail(new Error(`git cat-file failed (code ${code}): ${stderr.trim()}`));
+      }
+      chain.then(() => resolve(), fail);
+    });
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(`${shas.join('\n')}\n`);
+  });
+}

@@ -1,0 +1,86 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Queue } from 'bullmq';
+import type { Config } from '../../shared/config/config.ts';
+import { migrateDatabase } from '../../shared/db/migrate.ts';
+import type { EmbeddingProvider } from '../../shared/embeddings/embedding-provider.ts';
+import { createChunker } from '../../shared/indexing/chunker.ts';
+import { createRepositoryService, type RepositoryService } from '../../shared/indexing/repository.service.ts';
+import { createPlatform, type Platform } from '../../shared/platform.ts';
+import { createSearchService, type SearchService } from '../../shared/search/hybrid-search.ts';
+import { startWorkers } from '../../workers/workers.ts';
+import { sleep } from '../../scripts/stack/process.ts';
+import { silentLogger, testConfig, uniqueId } from './context.ts';
+
+export interface TestPlatform {
+  id: string;
+  config: Config;
+  platform: Platform;
+  repos: RepositoryService;
+  search: SearchService;
+  /** Starts the real BullMQ workers in this process (stop them with `stopWorkers`). */
+  startWorkers(): Promise<void>;
+  stopWorkers(): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+/**
+ * The whole platform against the real stores, isolated for one test file:
+ * its own queue prefix, Postgres schema, Chroma collections and workspace.
+ */
+export async function openTestPlatform(
+  overrides: Partial<Config> = {},
+  options: { embeddings?: EmbeddingProvider } = {},
+): Promise<TestPlatform> {
+  const id = uniqueId();
+  const workspaceDir = mkdtempSync(path.join(tmpdir(), 'pk-ws-'));
+  const config = testConfig(id, { workspaceDir, ...overrides });
+  await migrateDatabase({ databaseUrl: config.databaseUrl, schema: config.databaseSchema }, silentLogger);
+  const platform = createPlatform(config, silentLogger, options);
+  const chunker = await createChunker({ maxChunkChars: config.index.maxChunkChars });
+  let workers: { close(): Promise<void> } | undefined;
+  return {
+    id,
+    config,
+    platform,
+    repos: createRepositoryService(platform),
+    search: createSearchService(platform),
+    async startWorkers() {
+      workers ??= startWorkers({ ...platform, logger: silentLogger, chunker });
+    },
+    async stopWorkers() {
+      await workers?.close();
+      workers = undefined;
+    },
+    async cleanup() {
+      await workers?.close();
+      const { stores } = platform;
+      await stores.postgres.pool.query(`DROP SCHEMA IF EXISTS ${config.databaseSchema} CASCADE`).catch(() => undefined);
+      const collections = await stores.chroma.client.listCollections().catch(() => []);
+      await Promise.all(
+        collections.filter((c) => c.name.startsWith(config.chromaCollectionPrefix)).map((c) => stores.chroma.client.deleteCollection({ name: c.name })),
+      );
+      await platform.queues.close();
+      const keys = await stores.redis.client.keys(`${config.queuePrefix}:*`);
+      if (keys.length > 0) await stores.redis.client.del(...keys);
+      await platform.close();
+      rmSync(workspaceDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Waits until a job completes (returning its value) or fails (throwing its reason). */
+export async function waitForJob(queue: Queue, id: string, timeoutMs = 60_000): Promise<unknown> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const job = await queue.getJob(id);
+    if (job) {
+      const state = await job.getState();
+      if (state === 'completed') return job.returnvalue;
+      if (state === 'failed') throw new Error(job.failedReason);
+    }
+    await sleep(100);
+  }
+  throw new Error(`job ${id} did not finish within ${timeoutMs} ms`);
+}

@@ -1,0 +1,242 @@
+import { rmSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { IndexResult } from '../../workers/jobs/index-repository.job.ts';
+import { createGitFixture, type GitFixture } from '../helpers/git-fixture.ts';
+import { openTestPlatform, waitForJob, type TestPlatform } from '../helpers/platform.ts';
+
+const TS_SERVICE = `import { db } from './db';
+
+export class InvoiceService {
+  async totalFor(customerId: string): Promise<number> {
+    const rows = await db.query('select amount from invoices where customer = $1', [customerId]);
+    return rows.reduce((sum, r) => sum + r.amount, 0);
+  }
+
+  async markPaid(invoiceId: string): Promise<void> {
+    await db.query('update invoices set paid = true where id = $1', [invoiceId]);
+  }
+}
+`;
+const PY_PARSER = `import json
+
+
+def parse_settings(path):
+    """Reads the settings file and returns a dict."""
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def merge_settings(base, override):
+    result = dict(base)
+    result.update(override)
+    return result
+`;
+const GO_SERVER = `package server
+
+import "net/http"
+
+func HealthHandler(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusOK)
+	w.Write([]byte("ok"))
+}
+`;
+
+describe('indexing pipeline against the real stores', () => {
+  let t: TestPlatform;
+  let repo: GitFixture;
+
+  async function index(name: string, options: { full?: boolean; branch?: string } = {}): Promise<IndexResult> {
+    const { jobId } = await t.repos.requestIndex(name, options);
+    return (await waitForJob(t.platform.queues.queues.index, jobId)) as IndexResult;
+  }
+
+  /** Every live chunk has exactly one vector and every vector of the repository is a live chunk. */
+  async function expectConsistent(repositoryId: number): Promise<number> {
+    const live = (await t.platform.chunks.liveChunkIds(repositoryId)).sort();
+    const vectors = (await t.platform.vectors.ids({ repositoryBranches: [{ repositoryId, branch: 'main' }] })).sort();
+    expect(vectors).toEqual(live);
+    const staging = await t.platform.stores.postgres.pool.query('SELECT count(*)::int AS n FROM chunk_staging');
+    expect(staging.rows[0].n).toBe(0);
+    return live.length;
+  }
+
+  beforeAll(async () => {
+    t = await openTestPlatform();
+    await t.startWorkers();
+    repo = createGitFixture();
+    repo.write({
+      'src/invoice.service.ts': TS_SERVICE,
+      'tools/settings.py': PY_PARSER,
+      'server/health.go': GO_SERVER,
+      'README.md': '# Billing\n\nInvoices and payments.\n\n## Setup\n\nRun the server.\n',
+      'package-lock.json': '{"lockfileVersion": 3}',
+      'node_modules/dep/index.js': 'module.exports = 1;',
+      'assets/logo.png': Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0, 0, 0, 1, 2, 3]),
+    });
+    repo.commit('initial');
+  });
+
+  afterAll(async () => {
+    await t?.cleanup();
+    repo?.cleanup();
+  });
+
+  it('registers a local repository with its default branch and indexes it', async () => {
+    const added = await t.repos.add({ source: repo.dir, name: 'billing' });
+    expect(added.defaultBranch).toBe('main');
+    const result = await index('billing');
+    expect(result.upToDate).toBe(false);
+    expect(result.commit).toBe(repo.head());
+
+    const [listed] = await t.platform.repositories.list();
+    const branch = listed!.branches[0]!;
+    expect(branch).toMatchObject({ branch: 'main', status: 'ready', indexedCommit: repo.head(), fileCount: 4 });
+    const files = await t.platform.chunks.liveFiles(added.id, 'main');
+    expect([...files.keys()].sort()).toEqual(['README.md', 'server/health.go', 'src/invoice.service.ts', 'tools/settings.py']);
+    expect(await expectConsistent(added.id)).toBe(branch.chunkCount);
+  });
+
+  it('finds code by meaning and by identifier, naming the commit', async () => {
+    const { hits } = await t.search.search({ query: 'mark invoice as paid', limit: 5 });
+    expect(hits[0]).toMatchObject({ repository: 'billing', path: 'src/invoice.service.ts', commit: repo.head() });
+    expect(hits.some((h) => h.symbol === 'InvoiceService.markPaid')).toBe(true);
+
+    const byName = await t.search.search({ query: 'parse_settings' });
+    expect(byName.hits[0]).toMatchObject({ path: 'tools/settings.py', symbol: 'parse_settings', language: 'python' });
+    expect(byName.hits[0]!.matchedBy).toContain('text');
+    expect(byName.hits[0]!.snippet).toContain('def parse_settings(path):');
+  });
+
+  it('filters by repository, language and path glob', async () => {
+    const go = await t.search.search({ query: 'health handler', language: 'go' });
+    expect(go.hits.length).toBeGreaterThan(0);
+    expect(go.hits.every((h) => h.language === 'go')).toBe(true);
+    const glob = await t.search.search({ query: 'settings', pathGlob: 'tools/**' });
+    expect(glob.hits.every((h) => h.path.startsWith('tools/'))).toBe(true);
+    await expect(t.search.search({ query: 'x', repositories: ['nope'] })).rejects.toThrow('no repository named "nope"');
+    await expect(t.search.search({ query: '   ' })).rejects.toThrow('query must not be empty');
+  });
+
+  it('reindexes nothing and embeds nothing when nothing changed', async () => {
+    const before = t.platform.embeddings.stats().inputs;
+    const result = await index('billing');
+    expect(result.upToDate).toBe(true);
+    expect(t.platform.embeddings.stats().inputs).toBe(before);
+  });
+
+  it('picks up an edit, an addition, a rename and a deletion incrementally', async () => {
+    const billing = (await t.platform.repositories.findByName('billing'))!;
+    repo.write({
+      'src/invoice.service.ts': TS_SERVICE.replace('markPaid', 'markSettled'),
+      'src/refunds.ts': 'export function issueRefund(orderId: string) {\n  return { orderId, refunded: true };\n}\n',
+    });
+    repo.git('mv', 'server/health.go', 'server/status.go');
+    repo.remove('tools/settings.py');
+    const head = repo.commit('edit, add, rename, delete');
+
+    const result = await index('billing');
+    expect(result).toMatchObject({ commit: head, upToDate: false });
+    expect(result.filesChanged).toBe(3); // edited, added, renamed-to
+
+    const files = [...(await t.platform.chunks.liveFiles(billing.id, 'main')).keys()].sort();
+    expect(files).toEqual(['README.md', 'server/status.go', 'src/invoice.service.ts', 'src/refunds.ts']);
+    await expectConsistent(billing.id);
+
+    const settled = await t.search.search({ query: 'markSettled' });
+    expect(settled.hits[0]).toMatchObject({ symbol: 'InvoiceService.markSettled', commit: head });
+    const gone = await t.search.search({ query: 'parse_settings merge_settings', limit: 50 });
+    expect(gone.hits.filter((h) => h.path === 'tools/settings.py')).toEqual([]);
+    const paid = await t.search.search({ query: 'markPaid', limit: 50 });
+    expect(paid.hits.filter((h) => h.symbol === 'InvoiceService.markPaid')).toEqual([]);
+  });
+
+  it('reconciles by content after a force push with the old commit gone, without re-embedding unchanged text', async () => {
+    const billing = (await t.platform.repositories.findByName('billing'))!;
+    repo.git('reset', '--quiet', '--hard', 'HEAD~1');
+    repo.write({ 'src/rewritten.ts': 'export const rewritten = () => "history was rewritten";\n' });
+    const head = repo.commit('rewrite history');
+    // The mirror still knows the old commit; a fresh mirror (as on another worker) does not.
+    rmSync(`${t.config.workspaceDir}/repo-${billing.id}`, { recursive: true, force: true });
+    repo.git('reflog', 'expire', '--expire=now', '--all');
+    repo.git('gc', '--quiet', '--prune=now');
+
+    const before = t.platform.embeddings.stats().inputs;
+    const result = await index('billing');
+    expect(result.commit).toBe(head);
+    const files = [...(await t.platform.chunks.liveFiles(billing.id, 'main')).keys()].sort();
+    expect(files).toEqual(['README.md', 'server/health.go', 'src/invoice.service.ts', 'src/rewritten.ts', 'tools/settings.py']);
+    await expectConsistent(billing.id);
+    // Only the one new file's text was never seen before; everything else came from the embedding cache.
+    expect(t.platform.embeddings.stats().inputs - before).toBe(1);
+  });
+
+  it('a full reindex rebuilds the same index from the cache', async () => {
+    const billing = (await t.platform.repositories.findByName('billing'))!;
+    const ids = (await t.platform.chunks.liveChunkIds(billing.id)).sort();
+    const before = t.platform.embeddings.stats().inputs;
+    await index('billing', { full: true });
+    expect((await t.platform.chunks.liveChunkIds(billing.id)).sort()).toEqual(ids);
+    expect(t.platform.embeddings.stats().inputs).toBe(before);
+  });
+
+  describe('bad input fails the job with a clear reason and keeps the last good index', () => {
+    it('a branch that does not exist', async () => {
+      const billing = (await t.platform.repositories.findByName('billing'))!;
+      const before = await t.platform.repositories.getBranch(billing.id, 'main');
+      await expect(index('billing', { branch: 'no-such-branch' })).rejects.toThrow(/branch "no-such-branch" does not exist/);
+      expect(await t.platform.repositories.getBranch(billing.id, 'main')).toMatchObject({ indexedCommit: before!.indexedCommit, status: 'ready' });
+      expect(await t.platform.repositories.getBranch(billing.id, 'no-such-branch')).toMatchObject({ status: 'failed', indexedCommit: null });
+    });
+
+    it('a source that is not a repository', async () => {
+      await t.platform.repositories.create({ name: 'ghost', sourceUrl: 'file:///nonexistent/ghost.git', defaultBranch: 'main' });
+      await expect(index('ghost')).rejects.toThrow(/repository file:\/\/\/nonexistent\/ghost.git was not found/);
+    });
+
+    it('an empty repository', async () => {
+      const empty = createGitFixture();
+      try {
+        await expect(t.repos.add({ source: empty.dir, name: 'empty' })).rejects.toThrow(/is empty/);
+        await t.repos.add({ source: empty.dir, name: 'empty', branch: 'main' });
+        await expect(index('empty')).rejects.toThrow(/is empty \(no commits yet\)/);
+      } finally {
+        empty.cleanup();
+      }
+    });
+
+    it('a commit with only binaries keeps the previous index searchable', async () => {
+      const bin = createGitFixture();
+      try {
+        bin.write({ 'lib/util.js': 'export function clampValue(v, lo, hi) { return Math.min(hi, Math.max(lo, v)); }\n' });
+        const good = bin.commit('code');
+        await t.repos.add({ source: bin.dir, name: 'binaries' });
+        await index('binaries');
+        bin.remove('lib/util.js');
+        bin.write({ 'img/a.png': Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 1, 2]), 'data/b.bin': Buffer.alloc(64, 0) });
+        bin.commit('only binaries');
+        await expect(index('binaries')).rejects.toThrow(/nothing to index/);
+        const { hits } = await t.search.search({ query: 'clampValue', repositories: ['binaries'] });
+        expect(hits[0]).toMatchObject({ path: 'lib/util.js', commit: good });
+      } finally {
+        bin.cleanup();
+      }
+    });
+
+    it('rejects bad registrations before anything is stored', async () => {
+      await expect(t.repos.add({ source: '/definitely/not/here' })).rejects.toThrow(/neither a Git URL/);
+      await expect(t.repos.add({ source: 'https://user:secret@example.invalid/r.git' })).rejects.toThrow(/GIT_TOKEN/);
+      await expect(t.repos.add({ source: repo.dir, name: 'billing' })).rejects.toThrow(/already exists/);
+      await expect(t.repos.add({ source: repo.dir, name: 'bad name!' })).rejects.toThrow(/must be 1-100 letters/);
+    });
+  });
+
+  it('removing a repository removes its data from every store', async () => {
+    const billing = (await t.platform.repositories.findByName('billing'))!;
+    await t.repos.remove('billing');
+    expect(await t.platform.repositories.findByName('billing')).toBeNull();
+    expect(await t.platform.chunks.liveChunkIds(billing.id)).toEqual([]);
+    expect(await t.platform.vectors.ids({ repositoryBranches: [{ repositoryId: billing.id, branch: 'main' }] })).toEqual([]);
+    const files = await t.platform.stores.postgres.pool.query('SELECT count(*)::int AS n FROM files WHERE repository_id = $1', [billing.id]);
+    expect(files.rows[0].n).toBe(0);
+  });
+});

@@ -1,0 +1,124 @@
+import { UnrecoverableError, WaitingChildrenError, type Job, type Queue } from 'bullmq';
+import { errorMessage } from '../../shared/errors.ts';
+import { IndexInputError, prepareRun, type IndexProgress } from '../../shared/indexing/index-run.ts';
+import { JOBS } from '../../shared/queue/jobs.ts';
+import type { JobData } from '../../shared/queue/queues.ts';
+import type { WorkerDeps } from '../handlers.ts';
+
+type IndexData = JobData<'index-repository'>;
+
+export interface IndexResult {
+  repositoryId: number;
+  branch: string;
+  commit: string;
+  upToDate: boolean;
+  mode?: 'diff' | 'reconcile';
+  filesChanged?: number;
+  filesDeleted?: number;
+  chunks?: number;
+  batches?: number;
+}
+
+/**
+ * Reindexes one branch in two steps of the same job (BullMQ's step pattern):
+ * `prepare` stages the changes and adds one embed batch per slice as children,
+ * then the job waits for them; `publish` runs when every child is done and
+ * moves the branch to the new commit in one transaction. Readers never see a
+ * half-indexed commit, and a failed run leaves the last good index in place.
+ */
+export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Queue }) {
+  const { stores, logger, repositories, chunks } = deps;
+
+  async function markFailed(job: Job<IndexData>, message: string): Promise<void> {
+    await repositories.setBranchStatus(job.data.repositoryId, job.data.branch, { status: 'failed', lastError: message, lastJobId: job.id ?? null });
+    // Vectors the run already wrote are not live in Postgres (so invisible); remove them with the staging rows.
+    const staged = await stores.postgres.pool.query<{ id: string }>(
+      `SELECT s.id FROM chunk_staging s WHERE s.run_id = $1 AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = s.id)`,
+      [job.id],
+    );
+    await deps.vectors.delete(staged.rows.map((r) => r.id)).catch((err) => logger.warn({ err: errorMessage(err) }, 'could not remove vectors of a failed run'));
+    await chunks.clearStaging(job.id!);
+  }
+
+  return async function indexRepository(job: Job<IndexData>, token?: string): Promise<IndexResult> {
+    const data = JOBS['index-repository'].schema.parse(job.data);
+    try {
+      if (data.step !== 'publish') {
+        const repository = await repositories.findById(data.repositoryId);
+        if (!repository) throw new UnrecoverableError(`repository ${data.repositoryId} no longer exists`);
+        const branch = await repositories.ensureBranch(repository.id, data.branch);
+        await repositories.setBranchStatus(repository.id, data.branch, { status: 'indexing', lastError: branch.lastError, lastJobId: job.id ?? null });
+
+        const prepared = await prepareRun(
+          {
+            chunks,
+            chunker: deps.chunker,
+            logger: logger.child({ jobId: job.id, repository: repository.name, branch: data.branch }),
+            workspaceDir: deps.config.workspaceDir,
+            gitToken: deps.config.gitToken,
+            maxFileBytes: deps.config.index.maxFileBytes,
+            batchChunks: deps.config.index.batchChunks,
+          },
+          { runId: job.id!, repository, branch: data.branch, indexedCommit: branch.indexedCommit, full: data.full },
+          (p: IndexProgress) => job.updateProgress({ ...p }),
+        );
+        if (prepared.upToDate) {
+          await repositories.setBranchStatus(repository.id, data.branch, { status: 'ready' });
+          await job.updateProgress({ phase: 'done', filesTotal: 0, filesScanned: 0, chunks: 0, batchesTotal: 0, batchesDone: 0, commit: prepared.commit });
+          return { repositoryId: repository.id, branch: data.branch, commit: prepared.commit, upToDate: true };
+        }
+        // Deterministic child ids: a retried prepare re-adds the same batches instead of duplicating them.
+        for (let batch = 0; batch < prepared.batches; batch++) {
+          const payload = JOBS['embed-batch'].schema.parse({
+            runId: job.id!,
+            repositoryId: repository.id,
+            branch: data.branch,
+            commit: prepared.commit,
+            batch,
+          });
+          await deps.embedQueue.add('embed-batch', payload, {
+            ...JOBS['embed-batch'].options,
+            jobId: `${job.id}-embed-${batch}`,
+            parent: { id: job.id!, queue: job.queueQualifiedName },
+            // A failed batch must not fail the parent silently: `publish` checks and fails the run itself.
+            ignoreDependencyOnFailure: true,
+          });
+        }
+        await job.updateData({ ...data, step: 'publish', commit: prepared.commit });
+        (job.data as IndexData).step = 'publish';
+        if (token && (await job.moveToWaitingChildren(token))) throw new WaitingChildrenError();
+      }
+
+      // publish
+      const failed = await job.getIgnoredChildrenFailures();
+      const failures = Object.values(failed);
+      if (failures.length > 0) {
+        throw new UnrecoverableError(`${failures.length} embedding batch(es) failed: ${failures[0]}`);
+      }
+      const commit = (job.data as IndexData).commit!;
+      const { removedIds } = await chunks.publish({ runId: job.id!, repositoryId: data.repositoryId, branch: data.branch, commit });
+      // After the commit: a vector left behind by a failure here is not live in Postgres, so no search returns it.
+      await deps.vectors.delete(removedIds).catch((err) => logger.warn({ err: errorMessage(err) }, 'could not remove replaced vectors'));
+      const branch = await repositories.getBranch(data.repositoryId, data.branch);
+      const progress = (job.progress ?? {}) as Partial<IndexProgress>;
+      await job.updateProgress({ ...progress, phase: 'done', batchesDone: progress.batchesTotal ?? 0, commit });
+      logger.info({ jobId: job.id, repositoryId: data.repositoryId, branch: data.branch, commit, files: branch?.fileCount, chunks: branch?.chunkCount }, 'index published');
+      return {
+        repositoryId: data.repositoryId,
+        branch: data.branch,
+        commit,
+        upToDate: false,
+        chunks: progress.chunks ?? 0,
+        filesChanged: progress.filesTotal ?? 0,
+        batches: progress.batchesTotal ?? 0,
+      };
+    } catch (err) {
+      if (err instanceof WaitingChildrenError) throw err;
+      const permanent = err instanceof UnrecoverableError || err instanceof IndexInputError;
+      const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      if (permanent || lastAttempt) await markFailed(job, errorMessage(err)).catch(() => undefined);
+      if (err instanceof IndexInputError) throw new UnrecoverableError(err.message);
+      throw err;
+    }
+  };
+}
