@@ -29,7 +29,7 @@ const TOKEN_SEED = 0x811c9dc5; // FNV-1a offset basis
 const GRAM_SEED = 0x2f6b9a43; // another basis, so the trigram "use" and the word "use" are different features
 const FNV_PRIME = 0x01000193;
 
-const GRAM_WEIGHT = 0.3;
+const GRAM_WEIGHT = 0.4;
 /** Words in nearly every chunk say little about which chunk is meant: damped, not dropped. */
 const STOP_WEIGHT = 0.25;
 /** Long runs (base64, minified code) would flood the vector with trigrams of noise. */

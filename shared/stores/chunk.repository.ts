@@ -78,7 +78,7 @@ export function createChunkRepository(pg: PostgresConnection) {
         const slice = files.slice(i, i + INSERT_ROWS);
         await pg.pool.query(
           `INSERT INTO file_staging (run_id, repository_id, path, blob_sha, language, size_bytes, chunk_count, deleted)
-           SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::int[], $7::int[], $8::bool[])
+           SELECT $1::text, $2::bigint, * FROM unnest($3::text[], $4::text[], $5::text[], $6::int[], $7::int[], $8::bool[])
            ON CONFLICT (run_id, path) DO UPDATE SET blob_sha = excluded.blob_sha, language = excluded.language,
              size_bytes = excluded.size_bytes, chunk_count = excluded.chunk_count, deleted = excluded.deleted`,
           [
@@ -100,7 +100,7 @@ export function createChunkRepository(pg: PostgresConnection) {
         const slice = chunks.slice(i, i + INSERT_ROWS);
         await pg.pool.query(
           `INSERT INTO chunk_staging (run_id, repository_id, branch, id, path, ordinal, start_line, end_line, symbol, kind, language, content_hash, content, batch)
-           SELECT $1, $2, $3, * FROM unnest($4::text[], $5::text[], $6::int[], $7::int[], $8::int[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int[])
+           SELECT $1::text, $2::bigint, $3::text, * FROM unnest($4::text[], $5::text[], $6::int[], $7::int[], $8::int[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int[])
            ON CONFLICT (run_id, id) DO NOTHING`,
           [
             runId,
@@ -157,7 +157,7 @@ export function createChunkRepository(pg: PostgresConnection) {
         const slice = entries.slice(i, i + INSERT_ROWS);
         await pg.pool.query(
           `INSERT INTO embedding_cache (model_id, content_hash, embedding)
-           SELECT $1, * FROM unnest($2::text[], $3::bytea[]) ON CONFLICT DO NOTHING`,
+           SELECT $1::text, * FROM unnest($2::text[], $3::bytea[]) ON CONFLICT DO NOTHING`,
           [modelId, slice.map((e) => e.hash), slice.map((e) => encodeVector(e.embedding))],
         );
       }
@@ -201,11 +201,11 @@ export function createChunkRepository(pg: PostgresConnection) {
         );
         await client.query(
           `UPDATE repository_branches b SET
-             indexed_commit = $4, status = 'ready', last_error = NULL, indexed_at = now(), updated_at = now(),
-             file_count = (SELECT count(*) FROM files WHERE repository_id = $2 AND branch = $3),
-             chunk_count = (SELECT count(*) FROM chunks WHERE repository_id = $2 AND branch = $3)
-           WHERE repository_id = $2 AND branch = $3`,
-          [...args, run.commit],
+             indexed_commit = $3, status = 'ready', last_error = NULL, indexed_at = now(), updated_at = now(),
+             file_count = (SELECT count(*) FROM files WHERE repository_id = $1 AND branch = $2),
+             chunk_count = (SELECT count(*) FROM chunks WHERE repository_id = $1 AND branch = $2)
+           WHERE repository_id = $1 AND branch = $2`,
+          [run.repositoryId, run.branch, run.commit],
         );
         await client.query(`DELETE FROM chunk_staging WHERE run_id = $1`, [run.runId]);
         await client.query(`DELETE FROM file_staging WHERE run_id = $1`, [run.runId]);

@@ -41,7 +41,6 @@ export interface GitCredentials {
 function gitEnv(credentials: GitCredentials): Record<string, string> {
   const env: Record<string, string> = {
     GIT_TERMINAL_PROMPT: '0',
-    GIT_ASKPASS: 'echo',
     GIT_CONFIG_NOSYSTEM: '1',
     LANG: 'C',
   };
@@ -82,6 +81,16 @@ export function redactSource(source: string): string {
   }
 }
 
+/**
+ * simple-git strips git's config and prompt variables unless allowed by name;
+ * these are the ones `gitEnv` sets on purpose (no prompts, token as a header).
+ */
+const GIT_OPTIONS = {
+  maxConcurrentProcesses: 4,
+  timeout: { block: 10 * 60_000 },
+  allowEnvironment: ['GIT_TERMINAL_PROMPT', 'GIT_CONFIG_NOSYSTEM', 'GIT_CONFIG_COUNT', 'GIT_CONFIG_KEY_0', 'GIT_CONFIG_VALUE_0'],
+} as const;
+
 export interface GitWorkspace {
   /** The bare mirror's folder. */
   dir: string;
@@ -101,7 +110,7 @@ export function openGitWorkspace(options: { root: string; key: string; source: s
   const dir = path.join(options.root, options.key);
   const env = gitEnv(options.credentials);
   const shown = redactSource(options.source);
-  const git = (): SimpleGit => simpleGit({ baseDir: dir, maxConcurrentProcesses: 4, timeout: { block: 10 * 60_000 } }).env(env);
+  const git = (): SimpleGit => simpleGit({ ...GIT_OPTIONS, baseDir: dir }).env(env);
 
   async function ensureMirror(): Promise<void> {
     if (existsSync(path.join(dir, 'HEAD'))) return;
@@ -109,7 +118,7 @@ export function openGitWorkspace(options: { root: string; key: string; source: s
     await rm(dir, { recursive: true, force: true });
     try {
       // Bare, no checkout, no tags: only commits, trees and blobs of the branches we fetch.
-      await simpleGit({ baseDir: options.root }).env(env).raw(['init', '--bare', '--quiet', dir]);
+      await simpleGit({ ...GIT_OPTIONS, baseDir: options.root }).env(env).raw(['init', '--bare', '--quiet', dir]);
       await git().raw(['remote', 'add', 'origin', options.source]);
     } catch (err) {
       await rm(dir, { recursive: true, force: true });
