@@ -391,10 +391,13 @@ class Emitter {
       this.push(start, end, label, 0);
       return;
     }
+    // Balance whichever limit decides how many windows there are; overlap is
+    // budgeted for, so the windows come out about even instead of ending in a scrap.
     const ratio = windowOverlap / windowLines;
-    const n = Math.max(Math.ceil(total / max), Math.ceil(lineCount / windowLines));
-    const charLimit = Math.min(max, Math.ceil((total / n) * (1 + ratio) + total / lineCount));
-    const lineLimit = Math.min(windowLines, Math.ceil((lineCount / n) * (1 + ratio)) + 1);
+    const byChars = Math.ceil(total / max);
+    const byLines = Math.ceil(lineCount / windowLines);
+    const charLimit = byChars >= byLines ? Math.min(max, Math.ceil((total / byChars) * (1 + ratio) + total / lineCount)) : max;
+    const lineLimit = byLines >= byChars ? Math.min(windowLines, Math.ceil((lineCount / byLines) * (1 + ratio)) + 1) : windowLines;
 
     let ws = start;
     while (ws <= end) {

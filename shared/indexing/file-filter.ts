@@ -237,7 +237,13 @@ function compileGlobs(patterns: string[]): (path: string) => boolean {
     .map((p) => normalizePath(p.trim()))
     .filter((p) => p.length > 0)
     .map((p) => (p.endsWith('/') ? `${p}**` : p));
-  return picomatch(normalized, { dot: true, basename: true });
+  // picomatch's `basename` option applies to every pattern it is given, so
+  // the two kinds are compiled apart.
+  const byName = normalized.filter((p) => !p.includes('/'));
+  const byPath = normalized.filter((p) => p.includes('/'));
+  const nameMatcher = byName.length > 0 ? picomatch(byName, { dot: true, basename: true }) : null;
+  const pathMatcher = byPath.length > 0 ? picomatch(byPath, { dot: true }) : null;
+  return (path) => (nameMatcher?.(path) ?? false) || (pathMatcher?.(path) ?? false);
 }
 
 /** An exclude names a file or a folder: `generated` drops generated/x.ts too. */

@@ -78,7 +78,7 @@ export async function waitForJob(queue: Queue, id: string, timeoutMs = 60_000): 
     if (job) {
       const state = await job.getState();
       if (state === 'completed') return job.returnvalue;
-      if (state === 'failed') throw new Error(job.failedReason + (process.env.DEBUG_JOBS ? `\n${job.stacktrace.join('\n')}` : ''));
+      if (state === 'failed') throw new Error(job.failedReason + (process.env.DEBUG_JOBS ? `\n${(job.stacktrace ?? []).join('\n')}` : ''));
     }
     await sleep(100);
   }

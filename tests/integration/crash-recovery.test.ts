@@ -23,7 +23,7 @@ describe('kill -9 of a worker in the middle of an index run', () => {
       embedding: {
         provider: 'openai',
         openaiApiKey: 'sk-test',
-        openaiBaseUrl: `${openai.url}/v1`,
+        openaiBaseUrl: openai.url,
         model: 'text-embedding-3-small',
         dimensions: 64,
         concurrency: 2,
@@ -62,7 +62,7 @@ describe('kill -9 of a worker in the middle of an index run', () => {
       INDEX_BATCH_CHUNKS: '10',
       EMBEDDING_PROVIDER: 'openai',
       OPENAI_API_KEY: 'sk-test',
-      OPENAI_BASE_URL: `${openai.url}/v1`,
+      OPENAI_BASE_URL: openai.url,
       EMBEDDING_DIMENSIONS: '64',
       EMBEDDING_CONCURRENCY: '2',
       LOG_LEVEL: 'warn',
@@ -82,13 +82,16 @@ describe('kill -9 of a worker in the middle of an index run', () => {
     let doneAtKill = 0;
     let totalAtKill = 0;
     await waitUntil('half-way point', async () => {
+      if (first.child.exitCode !== null) throw new Error(`worker exited: ${first.output()}`);
       const job = await queue.getJob(jobId);
       if (!job || (await job.getState()) !== 'waiting-children') throw new Error('not embedding yet');
       const counts = await job.getDependenciesCount({ processed: true, unprocessed: true });
       doneAtKill = counts.processed ?? 0;
       totalAtKill = doneAtKill + (counts.unprocessed ?? 0);
       if (doneAtKill < 1) throw new Error('no batch done yet');
-    }, 60_000);
+    }, 60_000).catch((err) => {
+      throw new Error(`${(err as Error).message}\nworker output:\n${first.output()}`);
+    });
     first.child.kill('SIGKILL');
     await first.stop('SIGKILL');
     expect(doneAtKill).toBeLessThan(totalAtKill);
@@ -112,5 +115,5 @@ describe('kill -9 of a worker in the middle of an index run', () => {
       `SELECT count(*)::int AS n FROM files f WHERE f.chunk_count <> (SELECT count(*) FROM chunks c WHERE c.repository_id = f.repository_id AND c.branch = f.branch AND c.path = f.path)`,
     );
     expect(perFile.rows[0].n).toBe(0);
-  });
+  }, 240_000);
 });
