@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError, loadDotEnv } from '../shared/config/config.ts';
 import { AppError } from '../shared/errors.ts';
+import { registerGraphCommands } from './commands/graph.commands.ts';
 import { registerIndexCommands } from './commands/index.commands.ts';
 import { registerStackCommands } from './commands/stack.command.ts';
 import { registerStartCommand } from './commands/start.command.ts';
@@ -20,6 +21,7 @@ registerStartCommand(program);
 registerStackCommands(program);
 registerTestCommand(program);
 registerIndexCommands(program);
+registerGraphCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -3,6 +3,7 @@ import { DEFAULT_EMBEDDING_CONFIG, createEmbeddingProvider, type EmbeddingProvid
 import type { Logger } from './logger.ts';
 import { createQueues, type QueueRegistry } from './queue/queues.ts';
 import { createChunkRepository, type ChunkRepository } from './stores/chunk.repository.ts';
+import { createGraphStore, type GraphStore } from './stores/graph.store.ts';
 import { createRepositoryRepository, type RepositoryRepository } from './stores/repository.repository.ts';
 import { closeStores, createStores, type Stores } from './stores/stores.ts';
 import { createVectorStore, type VectorStore } from './stores/vector.store.ts';
@@ -20,6 +21,7 @@ export interface Platform {
   chunks: ChunkRepository;
   embeddings: EmbeddingProvider;
   vectors: VectorStore;
+  graph: GraphStore;
   close(): Promise<void>;
 }
 
@@ -50,6 +52,7 @@ export function createPlatform(config: Config, logger: Logger, overrides: { embe
     chunks: createChunkRepository(stores.postgres),
     embeddings,
     vectors: createVectorStore(stores.chroma, embeddings.id),
+    graph: createGraphStore(stores.neo4j),
     close: () =>
       (closed ??= (async () => {
         await queues.close();

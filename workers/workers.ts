@@ -1,5 +1,6 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Chunker } from '../shared/indexing/chunker.ts';
+import type { GraphExtractor } from '../shared/indexing/index-run.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Platform } from '../shared/platform.ts';
 import { JOBS } from '../shared/queue/jobs.ts';
@@ -16,7 +17,9 @@ function concurrencyFor(queue: QueueName, base: number): number {
  * Starts one BullMQ worker per queue. Used by the worker process and by
  * tests, which run the real workers in-process against the real stores.
  */
-export function startWorkers(deps: Platform & { logger: Logger; chunker: Chunker; queuesToRun?: readonly QueueName[] }) {
+export function startWorkers(
+  deps: Platform & { logger: Logger; chunker: Chunker; graphExtractor: GraphExtractor; queuesToRun?: readonly QueueName[] },
+) {
   const { logger, config } = deps;
   const handlers = createHandlers({
     stores: deps.stores,
@@ -27,6 +30,8 @@ export function startWorkers(deps: Platform & { logger: Logger; chunker: Chunker
     vectors: deps.vectors,
     embeddings: deps.embeddings,
     chunker: deps.chunker,
+    graph: deps.graph,
+    graphExtractor: deps.graphExtractor,
     queues: deps.queues.queues,
   });
   const queues = deps.queuesToRun ?? QUEUE_NAMES;

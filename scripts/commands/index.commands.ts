@@ -1,32 +1,13 @@
 import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { loadConfig } from '../../shared/config/config.ts';
 import { AppError } from '../../shared/errors.ts';
 import { createRepositoryService } from '../../shared/indexing/repository.service.ts';
 import type { IndexProgress } from '../../shared/indexing/index-run.ts';
-import { createLogger } from '../../shared/logger.ts';
-import { createPlatform, type Platform } from '../../shared/platform.ts';
+import type { Platform } from '../../shared/platform.ts';
+import { list, printJson, withPlatform } from './cli-support.ts';
 import { QUEUE_NAMES } from '../../shared/queue/registry.ts';
 import { createSearchService } from '../../shared/search/hybrid-search.ts';
 import { sleep } from '../stack/process.ts';
-
-/** Builds the platform for one CLI command and always closes it, so the process can exit. */
-async function withPlatform<T>(fn: (platform: Platform) => Promise<T>): Promise<T> {
-  const config = loadConfig();
-  const logger = createLogger({ logLevel: process.env.LOG_LEVEL ?? 'warn', logPretty: false }, { destination: 2 });
-  const platform = createPlatform(config, logger);
-  try {
-    return await fn(platform);
-  } finally {
-    await platform.close();
-  }
-}
-
-const list = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
-
-function printJson(value: unknown): void {
-  console.log(JSON.stringify(value, null, 2));
-}
 
 /** Follows an index job until it finishes, with a progress bar on a TTY and plain lines otherwise. */
 async function waitForIndex(platform: Platform, jobId: string): Promise<boolean> {

@@ -51,11 +51,13 @@ export interface ChunkInput {
 }
 
 export interface ChunkerOptions {
-  /** Chunks are split to stay under this; 1500 chars is ~400 tokens of code, inside a 512-token embedding model. */
+  /** Default 1500: chunks are split to stay under this; ~400 tokens of code, inside a 512-token embedding model. */
   maxChunkChars?: number;
-  /** Glue (imports, constants, closing braces) shorter than this joins a neighbouring chunk. */
+  /** Default min(200, maxChunkChars / 5): glue (imports, constants, closing braces) shorter than this joins a neighbouring chunk. */
   minChunkChars?: number;
+  /** Default 60: the most lines in one window of text (or of an oversized function). */
   windowLines?: number;
+  /** Default 10: lines two consecutive windows share, scaled down for windows cut short by size. */
   windowOverlap?: number;
 }
 
@@ -63,6 +65,11 @@ export interface Chunker {
   readonly options: Readonly<Required<ChunkerOptions>>;
   /** Async only while a grammar loads for the first time; each grammar is loaded once and its parser reused. */
   chunk(input: ChunkInput): Promise<Chunk[]>;
+  /**
+   * Loads a language's grammar ahead of its first file. Optional: a worker
+   * can warm up at boot, since compiling a grammar takes up to a second.
+   */
+  load(language: Language): Promise<void>;
   /** Frees the parsers (wasm memory). */
   close(): void;
 }
@@ -145,6 +152,13 @@ export async function createChunker(opts: ChunkerOptions = {}): Promise<Chunker>
     return emitter.finish();
   }
 
+  async function load(language: Language): Promise<void> {
+    if (!hasGrammar(language)) return;
+    await parserFor(TREE_SITTER_GRAMMARS[language]);
+    // C headers go through the C++ grammar.
+    if (language === 'c') await parserFor(TREE_SITTER_GRAMMARS.cpp);
+  }
+
   function close(): void {
     for (const parser of parsers.values()) {
       parser.then((p) => p.delete(), () => undefined);
@@ -152,12 +166,12 @@ export async function createChunker(opts: ChunkerOptions = {}): Promise<Chunker>
     parsers.clear();
   }
 
-  return { options, chunk, close };
+  return { options, chunk, load, close };
 }
 
-/** `.h` is read as C by language detection, but C++ headers are common and the C++ grammar reads both. */
 type Grammar = (typeof TREE_SITTER_GRAMMARS)[GrammarLanguage];
 
+/** `.h` is read as C by language detection, but C++ headers are common and the C++ grammar reads both. */
 function grammarFor(language: GrammarLanguage, filePath: string): Grammar {
   if (language === 'c' && filePath.toLowerCase().endsWith('.h')) return TREE_SITTER_GRAMMARS.cpp;
   return TREE_SITTER_GRAMMARS[language];
@@ -186,6 +200,8 @@ function chunkSyntax(
     emitter.emitLevel(builder.items, { kind: 'block', symbol: null }, 0);
     return true;
   } catch {
+    // One odd file must not fail a whole indexing batch: it is windowed like
+    // plain text instead, which loses structure but no content.
     return false;
   } finally {
     tree.delete();
@@ -267,9 +283,10 @@ interface Item {
   /** The def's own label; for glue, unused. */
   label: Label;
   /**
-   * For a def that is too big: its members, as a level whose first item is
-   * the header (signature, opening brace; fields join it as glue) from `from`. For glue that is too big: its children. Null when
-   * it cannot be split along syntax (then it is windowed).
+   * For a def that is too big: its members, as a level that opens with the
+   * header from `from` (signature and opening brace, which fields then join
+   * as glue). For glue that is too big: its children. Null when it cannot be
+   * split along syntax, and is windowed instead.
    */
   expand: ((from: number) => { items: Item[]; label: Label | null }) | null;
 }

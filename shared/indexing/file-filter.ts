@@ -68,7 +68,7 @@ const BUILT_IN_DIRECTORIES = new Set([
  * .NET writes its output to bin/<Configuration>; a bare `bin/` is too often a
  * folder of scripts (node packages, Rails) to exclude as a whole.
  */
-const DOTNET_BIN_CONFIGURATIONS = new Set(['Debug', 'Release', 'x64', 'x86', 'ARM', 'ARM64', 'net']);
+const DOTNET_BIN_CONFIGURATIONS = new Set(['Debug', 'Release', 'x64', 'x86', 'ARM', 'ARM64']);
 
 const LOCK_FILES = new Set([
   'package-lock.json', 'npm-shrinkwrap.json', 'yarn.lock', 'pnpm-lock.yaml', 'bun.lock', 'bun.lockb',
@@ -92,7 +92,7 @@ const BINARY_EXTENSIONS = new Set([
   'whl', 'egg', 'gem', 'crate', 'vsix',
   // compiled code
   'exe', 'dll', 'so', 'dylib', 'a', 'lib', 'o', 'ko', 'pdb', 'class', 'pyc', 'pyo', 'pyd', 'node',
-  'wasm', 'beam', 'elc', 'dex', 'bin', 'hex', 'elf',
+  'wasm', 'beam', 'elc', 'dex', 'bin', 'hex', 'elf', 'der', 'cer',
   // documents
   'pdf', 'doc', 'docx', 'xls', 'xlsx', 'ppt', 'pptx', 'odt', 'ods', 'odp', 'rtf', 'epub',
   // data, databases, models
@@ -108,7 +108,7 @@ const BINARY_EXTENSIONS = new Set([
  * API, so files that usually hold credentials stay out even when committed.
  */
 const SECRET_NAMES = new Set(['id_rsa', 'id_dsa', 'id_ecdsa', 'id_ed25519', '.npmrc', '.pypirc', '.netrc', '.htpasswd']);
-const SECRET_EXTENSIONS = new Set(['pem', 'key', 'p12', 'pfx', 'jks', 'keystore', 'der', 'crt', 'cer', 'p8', 'asc', 'gpg']);
+const SECRET_EXTENSIONS = new Set(['pem', 'key', 'p12', 'pfx', 'jks', 'keystore', 'p8', 'gpg']);
 const ENV_TEMPLATES = /\.(example|sample|template|dist|defaults?)$/;
 
 /** Outputs of code generators that say so in their name. */

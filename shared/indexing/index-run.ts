@@ -4,9 +4,22 @@ import type { Logger } from '../logger.ts';
 import type { ChunkRepository, StagedChunk, StagedFile } from '../stores/chunk.repository.ts';
 import { GitError, openGitWorkspace, type GitWorkspace, type TreeEntry } from '../stores/git.workspace.ts';
 import type { Repository } from '../stores/repository.repository.ts';
+import type { GraphFileInput } from '../stores/graph.store.ts';
 import type { Chunker } from './chunker.ts';
 import { createFileFilter } from './file-filter.ts';
-import { detectLanguage } from './language.ts';
+import { detectLanguage, type Language } from './language.ts';
+import { createImportResolver } from '../graph/resolve-import.ts';
+import type { FileGraph } from '../graph/extract.ts';
+
+/** What indexing needs of the code-graph extractor (shared/graph). */
+export interface GraphExtractor {
+  /** The graph of one file, or null for a language the extractor does not cover. */
+  extract(input: { path: string; content: string; language: Language }): Promise<FileGraph | null>;
+}
+
+/** Files per graph batch job. */
+const GRAPH_BATCH_FILES = 200;
+const PROJECT_CONFIGS = new Set(['tsconfig.json', 'jsconfig.json', 'go.mod']);
 
 /**
  * The first step of a reindex: fetch, work out what changed since the
@@ -42,6 +55,7 @@ export interface PreparedRun {
   filesDeleted: number;
   chunks: number;
   batches: number;
+  graphBatches: number;
 }
 
 export interface PrepareDeps {
@@ -52,6 +66,8 @@ export interface PrepareDeps {
   gitToken: string | undefined;
   maxFileBytes: number;
   batchChunks: number;
+  /** Without one, runs index text and vectors only. */
+  graph?: GraphExtractor;
 }
 
 export function workspaceFor(repo: Repository, deps: Pick<PrepareDeps, 'workspaceDir' | 'gitToken'>): GitWorkspace {
@@ -94,7 +110,7 @@ export async function prepareRun(
   }
   progress.commit = commit;
   if (!run.full && run.indexedCommit === commit) {
-    return { commit, upToDate: true, mode: 'diff', filesChanged: 0, filesDeleted: 0, chunks: 0, batches: 0 };
+    return { commit, upToDate: true, mode: 'diff', filesChanged: 0, filesDeleted: 0, chunks: 0, batches: 0, graphBatches: 0 };
   }
 
   progress.phase = 'scanning';
@@ -112,6 +128,26 @@ export async function prepareRun(
     const dir = path.posix.dirname(e.path);
     gitignores[i]!.dir = dir === '.' ? '' : dir;
   });
+  const configEntries = tree.filter((e) => PROJECT_CONFIGS.has(path.posix.basename(e.path)));
+  const configs: Array<{ name: string; dir: string; content: string }> = [];
+  if (deps.graph) {
+    let i = 0;
+    await git.readBlobs(
+      configEntries.map((e) => e.blobSha),
+      (_sha, content) => {
+        const entry = configEntries[i++]!;
+        const dir = path.posix.dirname(entry.path);
+        configs.push({ name: path.posix.basename(entry.path), dir: dir === '.' ? '' : dir, content: decoder.decode(content) });
+      },
+    );
+  }
+  const resolver = deps.graph
+    ? createImportResolver({
+        files: tree.map((e) => e.path),
+        tsconfigs: configs.filter((c) => c.name !== 'go.mod'),
+        goModules: configs.filter((c) => c.name === 'go.mod'),
+      })
+    : undefined;
   const filter = createFileFilter({
     gitignores,
     include: repo.includeGlobs,
@@ -161,6 +197,13 @@ export async function prepareRun(
   await report(progress);
 
   const stagedFiles: StagedFile[] = [...deleted].map((p) => ({ path: p, deleted: true as const }));
+  let graphRows: Array<{ path: string; batch: number; graph: GraphFileInput }> = [];
+  let graphFiles = 0;
+  const flushGraph = async () => {
+    if (graphRows.length === 0) return;
+    await deps.chunks.stageGraph(run.runId, repo.id, graphRows);
+    graphRows = [];
+  };
   let pending: StagedChunk[] = [];
   let batch = 0;
   let inBatch = 0;
@@ -211,6 +254,18 @@ export async function prepareRun(
         });
       }
       progress.chunks += ordinal;
+      if (deps.graph && resolver && language) {
+        const extracted = await deps.graph.extract({ path: entry.path, content: text, language });
+        if (extracted) {
+          graphRows.push({
+            path: entry.path,
+            batch: Math.floor(graphFiles / GRAPH_BATCH_FILES),
+            graph: toGraphInput(entry.path, language, extracted, (spec) => resolver.resolve(entry.path, language, spec)),
+          });
+          graphFiles++;
+          if (graphRows.length >= 500) await flushGraph();
+        }
+      }
       stagedFiles.push({ path: entry.path, deleted: false, blobSha: entry.blobSha, language, sizeBytes: entry.size, chunkCount: ordinal });
       if (pending.length >= 1000) await flush();
       if (Date.now() - lastReport > 500) {
@@ -220,11 +275,13 @@ export async function prepareRun(
     },
   );
   await flush();
+  await flushGraph();
   await deps.chunks.stageFiles(run.runId, repo.id, stagedFiles);
+  const graphBatches = Math.ceil(graphFiles / GRAPH_BATCH_FILES);
 
   const batches = progress.chunks === 0 ? 0 : batch + 1;
-  progress.batchesTotal = batches;
-  progress.phase = batches > 0 ? 'embedding' : 'publishing';
+  progress.batchesTotal = batches + graphBatches;
+  progress.phase = batches + graphBatches > 0 ? 'embedding' : 'publishing';
   await report(progress);
   deps.logger.info(
     { repository: repo.name, branch, commit, mode, changed: candidates.length, deleted: deleted.size, chunks: progress.chunks, batches },
@@ -238,5 +295,40 @@ export async function prepareRun(
     filesDeleted: stagedFiles.filter((f) => f.deleted).length,
     chunks: progress.chunks,
     batches,
+    graphBatches,
+  };
+}
+
+/** One file's extraction with its imports resolved to files of the repository or to external modules. */
+function toGraphInput(
+  filePath: string,
+  language: Language,
+  graph: FileGraph,
+  resolve: (specifier: string) => { kind: 'file'; path: string } | { kind: 'module'; name: string },
+): GraphFileInput {
+  const imports = new Map<string, GraphFileInput['imports'][number]>();
+  for (const imp of graph.imports) {
+    const target = resolve(imp.specifier);
+    if (target.kind === 'file' && target.path === filePath) continue;
+    const key = target.kind === 'file' ? `f:${target.path}` : `m:${target.name}`;
+    const existing = imports.get(key);
+    if (existing) existing.names = [...new Set([...existing.names, ...imp.names])];
+    else imports.set(key, target.kind === 'file' ? { kind: 'file', path: target.path, names: [...imp.names] } : { kind: 'module', name: target.name, names: [...imp.names] });
+  }
+  return {
+    path: filePath,
+    language,
+    symbols: graph.symbols.map((s) => ({
+      name: s.name,
+      qualifiedName: s.qualifiedName,
+      kind: s.kind,
+      startLine: s.startLine,
+      endLine: s.endLine,
+      exported: s.exported,
+      calls: s.calls,
+      extends: s.extends,
+      implements: s.implements,
+    })),
+    imports: [...imports.values()],
   };
 }

@@ -114,6 +114,7 @@ export function createRepositoryService(platform: Platform) {
     async remove(name: string): Promise<void> {
       const repo = await get(name);
       await platform.vectors.deleteRepository(repo.id);
+      await platform.graph.deleteRepository(repo.id);
       await repositories.delete(repo.id);
       await workspaceFor(repo, { workspaceDir: config.workspaceDir, gitToken: undefined }).remove();
     },

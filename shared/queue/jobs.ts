@@ -48,6 +48,21 @@ export const JOBS = {
       removeOnFail: { age: 7 * 24 * 3600 },
     },
   }),
+  'graph-batch': defineJob({
+    queue: 'graph',
+    schema: z.object({
+      runId: z.string().min(1),
+      repositoryId: z.number().int().positive(),
+      branch: branchName,
+      batch: z.number().int().min(0),
+    }),
+    options: {
+      attempts: 5,
+      backoff: { type: 'exponential', delay: 2000 },
+      removeOnComplete: { age: 24 * 3600, count: 5000 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    },
+  }),
 } satisfies Record<string, JobSpec>;
 
 export type JobName = keyof typeof JOBS;

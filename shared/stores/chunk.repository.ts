@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { GraphFileInput } from './graph.store.ts';
 import type { PostgresConnection } from './postgres.connection.ts';
 
 export interface StagedChunk {
@@ -71,6 +72,38 @@ export function createChunkRepository(pg: PostgresConnection) {
     async clearStaging(runId: string): Promise<void> {
       await pg.pool.query(`DELETE FROM chunk_staging WHERE run_id = $1`, [runId]);
       await pg.pool.query(`DELETE FROM file_staging WHERE run_id = $1`, [runId]);
+      await pg.pool.query(`DELETE FROM graph_staging WHERE run_id = $1`, [runId]);
+    },
+
+    async stageGraph(runId: string, repositoryId: number, rows: Array<{ path: string; batch: number; graph: GraphFileInput }>): Promise<void> {
+      for (let i = 0; i < rows.length; i += INSERT_ROWS) {
+        const slice = rows.slice(i, i + INSERT_ROWS);
+        await pg.pool.query(
+          `INSERT INTO graph_staging (run_id, repository_id, path, batch, graph)
+           SELECT $1::text, $2::bigint, * FROM unnest($3::text[], $4::int[], $5::jsonb[])
+           ON CONFLICT (run_id, path) DO UPDATE SET batch = excluded.batch, graph = excluded.graph`,
+          [runId, repositoryId, slice.map((r) => r.path), slice.map((r) => r.batch), slice.map((r) => JSON.stringify(r.graph))],
+        );
+      }
+    },
+
+    async stagedGraphBatch(runId: string, batch: number): Promise<GraphFileInput[]> {
+      const { rows } = await pg.pool.query<{ graph: GraphFileInput }>(
+        `SELECT graph FROM graph_staging WHERE run_id = $1 AND batch = $2 ORDER BY path`,
+        [runId, batch],
+      );
+      return rows.map((r) => r.graph);
+    },
+
+    /** What a run changes in the graph: files it rewrites, and files whose graph must go (deleted, or no longer extractable). */
+    async stagedGraphChanges(runId: string): Promise<{ written: string[]; removed: string[] }> {
+      const { rows } = await pg.pool.query<{ path: string; written: boolean }>(
+        `SELECT f.path, (g.path IS NOT NULL) AS written
+           FROM file_staging f LEFT JOIN graph_staging g ON g.run_id = f.run_id AND g.path = f.path
+          WHERE f.run_id = $1`,
+        [runId],
+      );
+      return { written: rows.filter((r) => r.written).map((r) => r.path), removed: rows.filter((r) => !r.written).map((r) => r.path) };
     },
 
     async stageFiles(runId: string, repositoryId: number, files: StagedFile[]): Promise<void> {
@@ -209,6 +242,7 @@ export function createChunkRepository(pg: PostgresConnection) {
         );
         await client.query(`DELETE FROM chunk_staging WHERE run_id = $1`, [run.runId]);
         await client.query(`DELETE FROM file_staging WHERE run_id = $1`, [run.runId]);
+        await client.query(`DELETE FROM graph_staging WHERE run_id = $1`, [run.runId]);
         return { removedIds: removed.rows.map((r) => r.id) };
       });
     },

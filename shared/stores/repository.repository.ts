@@ -159,6 +159,7 @@ export function createRepositoryRepository(pg: PostgresConnection) {
       return pg.transaction(async (client) => {
         await client.query(`DELETE FROM chunk_staging WHERE repository_id = $1`, [id]);
         await client.query(`DELETE FROM file_staging WHERE repository_id = $1`, [id]);
+        await client.query(`DELETE FROM graph_staging WHERE repository_id = $1`, [id]);
         const { rowCount } = await client.query(`DELETE FROM repositories WHERE id = $1`, [id]);
         return (rowCount ?? 0) > 0;
       });

@@ -654,6 +654,14 @@ describe('robustness', () => {
     expect(chunks.length).toBeGreaterThan(0);
   });
 
+  it('loads grammars ahead of time, and ignores languages without one', async () => {
+    const c = await createChunker();
+    await expect(c.load('go')).resolves.toBeUndefined();
+    await expect(c.load('markdown')).resolves.toBeUndefined();
+    expect(rows(await c.chunk({ path: 'main.go', content: 'package main\n\nfunc main() {}\n', language: 'go' }))).toEqual([[1, 3, 'function', 'main']]);
+    c.close();
+  });
+
   it('rejects inconsistent options', async () => {
     await expect(createChunker({ maxChunkChars: 100, minChunkChars: 100 })).rejects.toThrow('minChunkChars');
     await expect(createChunker({ windowLines: 10, windowOverlap: 10 })).rejects.toThrow('windowOverlap');

@@ -26,7 +26,7 @@ export interface IndexResult {
  * moves the branch to the new commit in one transaction. Readers never see a
  * half-indexed commit, and a failed run leaves the last good index in place.
  */
-export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Queue }) {
+export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Queue; graphQueue: Queue }) {
   const { stores, logger, repositories, chunks } = deps;
 
   async function markFailed(job: Job<IndexData>, message: string): Promise<void> {
@@ -58,6 +58,7 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
             gitToken: deps.config.gitToken,
             maxFileBytes: deps.config.index.maxFileBytes,
             batchChunks: deps.config.index.batchChunks,
+            graph: deps.graphExtractor,
           },
           { runId: job.id!, repository, branch: data.branch, indexedCommit: branch.indexedCommit, full: data.full },
           (p: IndexProgress) => job.updateProgress({ ...p }),
@@ -84,6 +85,15 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
             ignoreDependencyOnFailure: true,
           });
         }
+        for (let batch = 0; batch < prepared.graphBatches; batch++) {
+          const payload = JOBS['graph-batch'].schema.parse({ runId: job.id!, repositoryId: repository.id, branch: data.branch, batch });
+          await deps.graphQueue.add('graph-batch', payload, {
+            ...JOBS['graph-batch'].options,
+            jobId: `${job.id}-graph-${batch}`,
+            parent: { id: job.id!, queue: job.queueQualifiedName },
+            ignoreDependencyOnFailure: true,
+          });
+        }
         await job.updateData({ ...data, step: 'publish', commit: prepared.commit });
         (job.data as IndexData).step = 'publish';
         if (token && (await job.moveToWaitingChildren(token))) throw new WaitingChildrenError();
@@ -93,9 +103,18 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
       const failed = await job.getIgnoredChildrenFailures();
       const failures = Object.values(failed);
       if (failures.length > 0) {
-        throw new UnrecoverableError(`${failures.length} embedding batch(es) failed: ${failures[0]}`);
+        throw new UnrecoverableError(`${failures.length} embedding or graph batch(es) failed: ${failures[0]}`);
       }
       const commit = (job.data as IndexData).commit!;
+      // Graph first: files that went away lose their nodes, then calls and inheritance are re-resolved for
+      // every file the run touched and every file importing one of them (their calls may point into them).
+      const scope = { repoId: data.repositoryId, branch: data.branch };
+      const { written, removed } = await chunks.stagedGraphChanges(job.id!);
+      const touched = [...written, ...removed];
+      const dependents = await deps.graph.dependentsOf(scope, touched);
+      await deps.graph.deleteFiles(scope, removed);
+      const gone = new Set(removed);
+      await deps.graph.resolveEdges(scope, [...new Set([...written, ...dependents])].filter((p) => !gone.has(p)));
       const { removedIds } = await chunks.publish({ runId: job.id!, repositoryId: data.repositoryId, branch: data.branch, commit });
       // After the commit: a vector left behind by a failure here is not live in Postgres, so no search returns it.
       await deps.vectors.delete(removedIds).catch((err) => logger.warn({ err: errorMessage(err) }, 'could not remove replaced vectors'));

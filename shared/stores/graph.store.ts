@@ -1,0 +1,268 @@
+import type { ManagedTransaction } from 'neo4j-driver';
+import type { Neo4jConnection } from './neo4j.connection.ts';
+
+/**
+ * The code graph in Neo4j:
+ *
+ *   (:Repository)-[:CONTAINS]->(:File)-[:DEFINES]->(:Symbol)
+ *   (:File)-[:IMPORTS]->(:File|:Module)
+ *   (:Symbol)-[:CALLS]->(:Symbol)
+ *   (:Symbol)-[:EXTENDS|IMPLEMENTS]->(:Symbol)
+ *
+ * Every node carries repoId and branch (files and symbols also their path).
+ * Community edition has single-property uniqueness only, so each node has a
+ * `key` that joins its identifying parts.
+ */
+
+export interface GraphSymbolInput {
+  name: string;
+  qualifiedName: string;
+  kind: string;
+  startLine: number;
+  endLine: number;
+  exported: boolean;
+  calls: string[];
+  extends: string[];
+  implements: string[];
+}
+
+export interface GraphFileInput {
+  path: string;
+  language: string | null;
+  symbols: GraphSymbolInput[];
+  /** Resolved imports: to a file of the same repository and branch, or to an external module. */
+  imports: Array<{ kind: 'file'; path: string; names: string[] } | { kind: 'module'; name: string; names: string[] }>;
+}
+
+export interface Scope {
+  repoId: number;
+  branch: string;
+}
+
+const SEP = '\u0000';
+export const fileKey = (s: Scope, path: string) => `${s.repoId}${SEP}${s.branch}${SEP}${path}`;
+export const moduleKey = (s: Scope, name: string) => `${s.repoId}${SEP}${s.branch}${SEP}module:${name}`;
+export const symbolKey = (s: Scope, path: string, qualifiedName: string, startLine: number) =>
+  `${s.repoId}${SEP}${s.branch}${SEP}${path}#${qualifiedName}@${startLine}`;
+
+/** Files per write transaction: bounded so one huge run never becomes one huge transaction. */
+const FILES_PER_TX = 200;
+const ROWS_PER_TX = 5000;
+
+const SCHEMA = [
+  'CREATE CONSTRAINT pk_repository_id IF NOT EXISTS FOR (r:Repository) REQUIRE r.id IS UNIQUE',
+  'CREATE CONSTRAINT pk_file_key IF NOT EXISTS FOR (f:File) REQUIRE f.key IS UNIQUE',
+  'CREATE CONSTRAINT pk_symbol_key IF NOT EXISTS FOR (s:Symbol) REQUIRE s.key IS UNIQUE',
+  'CREATE CONSTRAINT pk_module_key IF NOT EXISTS FOR (m:Module) REQUIRE m.key IS UNIQUE',
+  'CREATE INDEX pk_symbol_name IF NOT EXISTS FOR (s:Symbol) ON (s.repoId, s.branch, s.name)',
+  'CREATE INDEX pk_symbol_path IF NOT EXISTS FOR (s:Symbol) ON (s.repoId, s.branch, s.path)',
+  'CREATE INDEX pk_file_scope IF NOT EXISTS FOR (f:File) ON (f.repoId, f.branch)',
+];
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+export function createGraphStore(neo4j: Neo4jConnection) {
+  const { driver, database } = neo4j;
+  const write = <T>(work: (tx: ManagedTransaction) => Promise<T>) => {
+    const session = driver.session({ database, defaultAccessMode: 'WRITE' });
+    return session.executeWrite(work).finally(() => session.close());
+  };
+  const read = async <T = Record<string, unknown>>(cypher: string, params: Record<string, unknown>): Promise<T[]> => {
+    const result = await driver.executeQuery(cypher, params, { database, routing: 'READ' });
+    return result.records.map((r) => r.toObject() as T);
+  };
+
+  return {
+    read,
+
+    /** Constraints and indexes; safe to run at every start. */
+    async ensureSchema(): Promise<void> {
+      for (const statement of SCHEMA) await driver.executeQuery(statement, {}, { database });
+    },
+
+    /** Replaces the nodes and outgoing edges of these files (their symbols, imports). Calls are resolved later. */
+    async replaceFiles(scope: Scope, repoName: string, files: GraphFileInput[]): Promise<{ nodes: number; edges: number }> {
+      let nodes = 0;
+      let edges = 0;
+      for (const group of chunks(files, FILES_PER_TX)) {
+        const rows = group.map((f) => ({
+          key: fileKey(scope, f.path),
+          path: f.path,
+          language: f.language,
+          symbols: f.symbols.map((s) => ({
+            key: symbolKey(scope, f.path, s.qualifiedName, s.startLine),
+            name: s.name,
+            qualifiedName: s.qualifiedName,
+            kind: s.kind,
+            startLine: s.startLine,
+            endLine: s.endLine,
+            exported: s.exported,
+            calls: s.calls,
+            extends: s.extends,
+            implements: s.implements,
+          })),
+          fileImports: f.imports.flatMap((i) => (i.kind === 'file' ? [{ key: fileKey(scope, i.path), path: i.path, names: i.names }] : [])),
+          moduleImports: f.imports.flatMap((i) => (i.kind === 'module' ? [{ key: moduleKey(scope, i.name), name: i.name, names: i.names }] : [])),
+        }));
+        await write(async (tx) => {
+          const params = { rows, repoId: scope.repoId, branch: scope.branch, repoName };
+          // Old symbols (with every edge touching them) and old imports of these files go first.
+          await tx.run(
+            `UNWIND $rows AS row
+             MATCH (f:File {key: row.key})
+             OPTIONAL MATCH (f)-[:DEFINES]->(s:Symbol)
+             DETACH DELETE s
+             WITH DISTINCT f
+             OPTIONAL MATCH (f)-[i:IMPORTS]->()
+             DELETE i`,
+            params,
+          );
+          await tx.run(
+            `MERGE (r:Repository {id: $repoId}) SET r.name = $repoName
+             WITH r
+             UNWIND $rows AS row
+             MERGE (f:File {key: row.key})
+             SET f.repoId = $repoId, f.branch = $branch, f.path = row.path, f.language = row.language, f.placeholder = false
+             MERGE (r)-[:CONTAINS]->(f)
+             WITH f, row
+             UNWIND row.symbols AS s
+             CREATE (f)-[:DEFINES]->(:Symbol {key: s.key, repoId: $repoId, branch: $branch, path: row.path, name: s.name,
+               qualifiedName: s.qualifiedName, kind: s.kind, startLine: s.startLine, endLine: s.endLine, exported: s.exported,
+               calls: s.calls, extendsNames: s.extends, implementsNames: s.implements})`,
+            params,
+          );
+          await tx.run(
+            `UNWIND $rows AS row
+             MATCH (f:File {key: row.key})
+             UNWIND row.fileImports AS imp
+             MERGE (t:File {key: imp.key})
+               ON CREATE SET t.repoId = $repoId, t.branch = $branch, t.path = imp.path, t.placeholder = true
+             MERGE (f)-[e:IMPORTS]->(t) SET e.names = imp.names`,
+            params,
+          );
+          await tx.run(
+            `UNWIND $rows AS row
+             MATCH (f:File {key: row.key})
+             UNWIND row.moduleImports AS imp
+             MERGE (m:Module {key: imp.key}) ON CREATE SET m.repoId = $repoId, m.branch = $branch, m.name = imp.name
+             MERGE (f)-[e:IMPORTS]->(m) SET e.names = imp.names`,
+            params,
+          );
+        });
+        for (const f of group) {
+          nodes += 1 + f.symbols.length;
+          edges += f.symbols.length + f.imports.length + 1;
+        }
+      }
+      return { nodes, edges };
+    },
+
+    /** Removes deleted files with their symbols and every edge touching them. */
+    async deleteFiles(scope: Scope, paths: string[]): Promise<void> {
+      for (const group of chunks(paths, FILES_PER_TX)) {
+        await write((tx) =>
+          tx.run(
+            `UNWIND $keys AS key
+             MATCH (f:File {key: key})
+             OPTIONAL MATCH (f)-[:DEFINES]->(s:Symbol)
+             DETACH DELETE s, f`,
+            { keys: group.map((p) => fileKey(scope, p)) },
+          ),
+        );
+      }
+      // Files nobody imports any more and that were never indexed themselves.
+      await write((tx) =>
+        tx.run(
+          `MATCH (f:File {repoId: $repoId, branch: $branch}) WHERE f.placeholder AND NOT ()-[:IMPORTS]->(f) DELETE f`,
+          scope,
+        ),
+      );
+    },
+
+    /** Files that import any of `paths` (whose calls may point into them). */
+    async dependentsOf(scope: Scope, paths: string[]): Promise<string[]> {
+      if (paths.length === 0) return [];
+      const rows = await read<{ path: string }>(
+        `UNWIND $keys AS key
+         MATCH (d:File)-[:IMPORTS]->(:File {key: key})
+         RETURN DISTINCT d.path AS path`,
+        { keys: paths.map((p) => fileKey(scope, p)) },
+      );
+      return rows.map((r) => r.path);
+    },
+
+    /**
+     * Re-resolves CALLS, EXTENDS and IMPLEMENTS of the symbols in `paths`: a
+     * name resolves to a symbol of the same file, else to one defined in a
+     * file it imports (best effort, by name).
+     */
+    async resolveEdges(scope: Scope, paths: string[]): Promise<{ edges: number }> {
+      let edges = 0;
+      for (const group of chunks(paths, FILES_PER_TX)) {
+        const keys = group.map((p) => fileKey(scope, p));
+        await write((tx) =>
+          tx.run(
+            `UNWIND $keys AS key
+             MATCH (:File {key: key})-[:DEFINES]->(s:Symbol)-[e:CALLS|EXTENDS|IMPLEMENTS]->()
+             DELETE e`,
+            { keys },
+          ),
+        );
+        // Candidates: every symbol of the file itself and of the files it imports, by name.
+        const rows = await read<{ from: string; rel: string; to: string }>(
+          `UNWIND $keys AS key
+           MATCH (f:File {key: key})-[:DEFINES]->(s:Symbol)
+           WITH f, s, [n IN s.calls | ['CALLS', n]] + [n IN s.extendsNames | ['EXTENDS', n]] + [n IN s.implementsNames | ['IMPLEMENTS', n]] AS refs
+           UNWIND refs AS ref
+           WITH f, s, ref[0] AS rel, ref[1] AS name
+           OPTIONAL MATCH (f)-[:DEFINES]->(local:Symbol {name: name})
+           WHERE local <> s AND (rel = 'CALLS' OR local.kind IN ['class', 'interface', 'struct', 'trait', 'type'])
+           WITH f, s, rel, name, collect(local)[0] AS local
+           OPTIONAL MATCH (f)-[:IMPORTS]->(:File)-[:DEFINES]->(imported:Symbol {name: name})
+           WHERE local IS NULL AND (rel = 'CALLS' OR imported.kind IN ['class', 'interface', 'struct', 'trait', 'type'])
+           WITH s, rel, name, local, collect(imported)[0] AS imported
+           WITH s, rel, coalesce(local, imported) AS target
+           WHERE target IS NOT NULL
+           RETURN s.key AS from, rel, target.key AS to`,
+          { keys },
+        );
+        for (const rel of ['CALLS', 'EXTENDS', 'IMPLEMENTS'] as const) {
+          const pairs = rows.filter((r) => r.rel === rel).map((r) => ({ from: r.from, to: r.to }));
+          for (const batch of chunks(pairs, ROWS_PER_TX)) {
+            await write((tx) =>
+              tx.run(
+                `UNWIND $pairs AS p
+                 MATCH (a:Symbol {key: p.from}), (b:Symbol {key: p.to})
+                 MERGE (a)-[:${rel}]->(b)`,
+                { pairs: batch },
+              ),
+            );
+          }
+          edges += pairs.length;
+        }
+      }
+      return { edges };
+    },
+
+    /** Removes everything of a repository (every branch), or of one branch. */
+    async deleteRepository(repoId: number, branch?: string): Promise<void> {
+      // In slices: deleting a large graph in one transaction would need a large heap.
+      for (;;) {
+        const result = await driver.executeQuery(
+          `MATCH (n) WHERE (n:File OR n:Symbol OR n:Module) AND n.repoId = $repoId AND ($branch IS NULL OR n.branch = $branch)
+           WITH n LIMIT 5000 DETACH DELETE n RETURN count(*) AS deleted`,
+          { repoId, branch: branch ?? null },
+          { database },
+        );
+        if (Number(result.records[0]?.get('deleted') ?? 0) === 0) break;
+      }
+      if (!branch) await driver.executeQuery('MATCH (r:Repository {id: $repoId}) DETACH DELETE r', { repoId }, { database });
+    },
+  };
+}
+
+export type GraphStore = ReturnType<typeof createGraphStore>;
