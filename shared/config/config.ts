@@ -30,6 +30,28 @@ export const envSchema = z.object({
   API_HOST: z.string().min(1).default('127.0.0.1'),
   API_PORT: port.default(3737),
 
+  INSTANCES: z
+    .string()
+    .default('private,work,public')
+    .transform((v) => [...new Set(v.split(',').map((x) => x.trim()).filter(Boolean))])
+    .pipe(z.array(z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, 'instance names are lower-case letters, digits, _ or -')).min(1)),
+  ADMIN_TOKEN_FILE: z
+    .string()
+    .transform((v) => (v === '' ? undefined : v))
+    .optional(),
+  CORS_ORIGINS: z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((x) => x.trim()).filter(Boolean)),
+  RATE_LIMIT_PER_MINUTE: positiveInt.default(600),
+  RATE_LIMIT_ANONYMOUS_PER_MINUTE: positiveInt.default(60),
+  BODY_LIMIT_BYTES: positiveInt.default(1024 * 1024),
+  WEBHOOK_SECRET: z
+    .string()
+    .transform((v) => (v === '' ? undefined : v))
+    .optional(),
+  METRICS_PORT: z.preprocess((v) => (v === '' ? undefined : v), port.optional()),
+
   REDIS_URL: optionalUrl,
   DATABASE_URL: optionalUrl,
   DATABASE_SCHEMA: z
@@ -103,6 +125,13 @@ export interface StoreUrls {
 
 export interface Config extends StoreUrls {
   env: Env['NODE_ENV'];
+  /** Instances every repository belongs to one of; tokens name the ones they may use. */
+  instances: string[];
+  adminTokenFile: string | undefined;
+  http: { corsOrigins: string[]; rateLimitPerMinute: number; rateLimitAnonymousPerMinute: number; bodyLimitBytes: number };
+  webhookSecret: string | undefined;
+  /** Serve /metrics on this separate port (loopback) instead of the API port. */
+  metricsPort: number | undefined;
   logLevel: Env['LOG_LEVEL'];
   logPretty: boolean;
   dataDir: string;
@@ -206,6 +235,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
   return {
     env: e.NODE_ENV,
+    instances: e.INSTANCES,
+    adminTokenFile: e.ADMIN_TOKEN_FILE,
+    http: {
+      corsOrigins: e.CORS_ORIGINS,
+      rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+      rateLimitAnonymousPerMinute: e.RATE_LIMIT_ANONYMOUS_PER_MINUTE,
+      bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    },
+    webhookSecret: e.WEBHOOK_SECRET,
+    metricsPort: e.METRICS_PORT,
     logLevel: e.LOG_LEVEL,
     logPretty: e.LOG_PRETTY ?? Boolean(process.stdout.isTTY),
     dataDir,

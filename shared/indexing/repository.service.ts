@@ -14,6 +14,8 @@ export interface AddRepositoryInput {
   instance?: string;
   include?: string[];
   exclude?: string[];
+  /** Secret of this repository's push webhook (HMAC key on GitHub, token on GitLab). */
+  webhookSecret?: string;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
@@ -89,13 +91,17 @@ export function createRepositoryService(platform: Platform) {
           await probe.remove();
         }
       }
+      if (input.instance !== undefined && !config.instances.includes(input.instance)) {
+        throw badRequest(`unknown instance "${input.instance}": use one of ${config.instances.join(', ')}`, 'invalid_instance');
+      }
       const created = await repositories.create({
         name,
-        instance: input.instance ?? 'private',
+        instance: input.instance ?? config.instances[0]!,
         ...('sourceUrl' in where ? { sourceUrl: where.sourceUrl } : { localPath: where.localPath }),
         defaultBranch: branch,
         includeGlobs: input.include ?? [],
         excludeGlobs: input.exclude ?? [],
+        webhookSecret: input.webhookSecret ?? null,
       });
       if (!created) throw conflict(`a repository named "${name}" already exists`, 'repository_exists');
       return created;

@@ -34,6 +34,7 @@ export interface NewRepository {
   defaultBranch: string;
   includeGlobs?: string[];
   excludeGlobs?: string[];
+  webhookSecret?: string | null;
 }
 
 const REPO_COLUMNS = `id, name, instance, source_url, local_path, default_branch, include_globs, exclude_globs, created_at`;
@@ -74,8 +75,8 @@ export function createRepositoryRepository(pg: PostgresConnection) {
     async create(input: NewRepository): Promise<Repository | null> {
       return pg.transaction(async (client) => {
         const { rows } = await client.query(
-          `INSERT INTO repositories (name, instance, source_url, local_path, default_branch, include_globs, exclude_globs)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)
+          `INSERT INTO repositories (name, instance, source_url, local_path, default_branch, include_globs, exclude_globs, webhook_secret)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
            ON CONFLICT (name) DO NOTHING
            RETURNING ${REPO_COLUMNS}`,
           [
@@ -86,6 +87,7 @@ export function createRepositoryRepository(pg: PostgresConnection) {
             input.defaultBranch,
             input.includeGlobs ?? [],
             input.excludeGlobs ?? [],
+            input.webhookSecret ?? null,
           ],
         );
         if (rows.length === 0) return null;

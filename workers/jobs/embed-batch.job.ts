@@ -1,6 +1,7 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import { EmbeddingError } from '../../shared/embeddings/embedding-provider.ts';
 import { JOBS } from '../../shared/queue/jobs.ts';
+import { addWorkerCounters } from '../../shared/queue/worker-metrics.ts';
 import type { JobData } from '../../shared/queue/queues.ts';
 import type { WorkerDeps } from '../handlers.ts';
 
@@ -23,11 +24,20 @@ export function createEmbedBatchHandler(deps: WorkerDeps) {
     if (missing.length > 0) {
       const textOf = new Map(staged.map((c) => [c.contentHash, c.content]));
       let vectorsOut: number[][];
+      const before = embeddings.stats();
       try {
         vectorsOut = await embeddings.embed(missing.map((h) => textOf.get(h)!));
       } catch (err) {
         if (err instanceof EmbeddingError && !err.retryable) throw new UnrecoverableError(err.message);
         throw err;
+      } finally {
+        const after = embeddings.stats();
+        await addWorkerCounters(deps.stores.redis.client, deps.config.queuePrefix, {
+          calls: after.calls - before.calls,
+          inputs: after.inputs - before.inputs,
+          tokens: after.tokens - before.tokens,
+          retries: after.retries - before.retries,
+        }).catch(() => undefined);
       }
       const fresh = missing.map((hash, i) => ({ hash, embedding: vectorsOut[i]! }));
       await chunks.cacheEmbeddings(embeddings.id, fresh);
