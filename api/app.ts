@@ -1,27 +1,89 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { createGraphQueryService } from '../shared/graph/graph-query.service.ts';
+import { createRepositoryService } from '../shared/indexing/repository.service.ts';
 import type { Logger } from '../shared/logger.ts';
-import type { Stores } from '../shared/stores/stores.ts';
+import type { Platform } from '../shared/platform.ts';
+import { createJobStatusService } from '../shared/queue/job-status.service.ts';
+import { createSearchService } from '../shared/search/hybrid-search.ts';
+import { createTokenService } from '../shared/auth/token.service.ts';
+import { createWebhookService } from '../shared/webhooks/webhook.service.ts';
+import { registerAuth } from './plugins/auth.plugin.ts';
+import { registerDashboard } from './plugins/dashboard.plugin.ts';
 import { registerErrorHandler } from './plugins/error-handler.ts';
+import { createMetrics, registerMetrics } from './plugins/metrics.plugin.ts';
+import { registerOpenApi } from './plugins/openapi.plugin.ts';
+import { registerSecurity } from './plugins/security.plugin.ts';
+import { graphRoutes } from './routes/graph.routes.ts';
 import { healthRoutes } from './routes/health.routes.ts';
+import { jobRoutes } from './routes/jobs.routes.ts';
+import { repositoryRoutes } from './routes/repositories.routes.ts';
+import { searchRoutes } from './routes/search.routes.ts';
+import { tokenRoutes } from './routes/tokens.routes.ts';
+import { webhookRoutes } from './routes/webhooks.routes.ts';
+import { mcpHttpRoutes } from '../mcp/http.routes.ts';
+
+export const API_VERSION = '0.1.0';
 
 export interface AppDeps {
   logger: Logger;
-  stores: Stores;
-  readyCheckTimeoutMs: number;
+  platform: Platform;
 }
 
-/** Builds the Fastify app from explicit dependencies; `server.ts` owns their lifecycle. */
+/**
+ * Builds the Fastify app from explicit dependencies; `server.ts` owns their
+ * lifecycle. Everything but /health, the webhooks (which carry their own
+ * signatures) and the docs page needs a bearer token.
+ */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { platform, logger } = deps;
+  const { config } = platform;
   const app = Fastify({
-    loggerInstance: deps.logger as FastifyBaseLogger,
-    bodyLimit: 1024 * 1024,
+    loggerInstance: logger as FastifyBaseLogger,
+    bodyLimit: config.http.bodyLimitBytes,
     trustProxy: false,
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandler(app);
 
-  await app.register(healthRoutes, { stores: deps.stores, readyCheckTimeoutMs: deps.readyCheckTimeoutMs });
+  const tokens = createTokenService(platform.stores.postgres, { instances: config.instances });
+  const repos = createRepositoryService(platform);
+  const search = createSearchService(platform);
+  const graph = createGraphQueryService(platform);
+  const jobs = createJobStatusService(platform);
+  const webhooks = createWebhookService(platform, { globalSecret: config.webhookSecret });
+  const metrics = createMetrics({ queues: platform.queues, redis: platform.stores.redis.client, queuePrefix: config.queuePrefix });
+
+  await registerSecurity(app, {
+    ...config.http,
+    redis: platform.stores.redis.client,
+    queuePrefix: config.queuePrefix,
+  });
+  await registerOpenApi(app, API_VERSION);
+  await registerAuth(app, { tokens });
+  const metricsServer = await registerMetrics(app, metrics, config.metricsPort);
+  app.addHook('onClose', async () => {
+    await metrics.close();
+    await metricsServer?.close();
+  });
+
+  await app.register(healthRoutes, {
+    stores: platform.stores,
+    readyCheckTimeoutMs: config.readyCheckTimeoutMs,
+  });
+  await app.register(webhookRoutes, { webhooks });
+  await app.register(
+    async (v1) => {
+      await v1.register(repositoryRoutes, { platform, repos });
+      await v1.register(searchRoutes, { search, metrics });
+      await v1.register(graphRoutes, { graph, metrics });
+      await v1.register(jobRoutes, { platform, jobs });
+      await v1.register(tokenRoutes, { tokens });
+    },
+    { prefix: '/api/v1' },
+  );
+  await app.register(mcpHttpRoutes, { platform, search, graph, repos, jobs, allowedOrigins: config.http.corsOrigins });
+  await registerDashboard(app, platform.queues);
   return app;
 }

@@ -1,8 +1,9 @@
 import { ConfigError, loadConfig, loadDotEnv } from '../shared/config/config.ts';
 import { migrateDatabase } from '../shared/db/migrate.ts';
+import { createTokenService } from '../shared/auth/token.service.ts';
 import { createLogger } from '../shared/logger.ts';
+import { createPlatform } from '../shared/platform.ts';
 import { createShutdown, onSignals } from '../shared/shutdown.ts';
-import { closeStores, createStores } from '../shared/stores/stores.ts';
 import { buildApp } from './app.ts';
 
 /** Composition root of the API process. */
@@ -10,15 +11,24 @@ async function main(): Promise<void> {
   loadDotEnv();
   const config = loadConfig();
   const logger = createLogger(config, { name: 'api' });
-  const stores = createStores(config, logger);
   await migrateDatabase({ databaseUrl: config.databaseUrl, schema: config.databaseSchema }, logger);
+  const platform = createPlatform(config, logger);
+  await platform.graph.ensureSchema().catch((err) => logger.warn({ err: (err as Error).message }, 'could not create graph constraints yet'));
 
-  const app = await buildApp({ logger, stores, readyCheckTimeoutMs: config.readyCheckTimeoutMs });
+  const tokens = createTokenService(platform.stores.postgres, { instances: config.instances });
+  if (config.adminTokenFile) await tokens.ensureAdminFromSecretsFile(config.adminTokenFile);
+  if (!(await tokens.hasActiveAdmin())) {
+    logger.warn(
+      'no admin token exists yet: create one with `npx pk-mcp token create --name admin --scopes admin --instances "*"` (or set ADMIN_TOKEN_FILE)',
+    );
+  }
+
+  const app = await buildApp({ logger, platform });
   const shutdown = createShutdown(
     logger,
     [
       { name: 'http', run: () => app.close() },
-      { name: 'stores', run: () => closeStores(stores) },
+      { name: 'queues and stores', run: () => platform.close() },
     ],
     config.shutdownTimeoutMs,
   );

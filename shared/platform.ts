@@ -52,7 +52,7 @@ export function createPlatform(config: Config, logger: Logger, overrides: { embe
     chunks: createChunkRepository(stores.postgres),
     embeddings,
     vectors: createVectorStore(stores.chroma, embeddings.id),
-    graph: createGraphStore(stores.neo4j),
+    graph: createGraphStore(stores.neo4j, config.databaseSchema),
     close: () =>
       (closed ??= (async () => {
         await queues.close();

@@ -1,6 +1,7 @@
 import { ConfigError, loadConfig, loadDotEnv } from '../shared/config/config.ts';
 import { migrateDatabase } from '../shared/db/migrate.ts';
 import { createChunker } from '../shared/indexing/chunker.ts';
+import { createGraphExtractor } from '../shared/graph/extract.ts';
 import { createLogger } from '../shared/logger.ts';
 import { createPlatform } from '../shared/platform.ts';
 import { createShutdown, onSignals } from '../shared/shutdown.ts';
@@ -11,10 +12,11 @@ async function main(): Promise<void> {
   loadDotEnv();
   const config = loadConfig();
   const logger = createLogger(config, { name: 'workers' });
-  const platform = createPlatform(config, logger);
   await migrateDatabase({ databaseUrl: config.databaseUrl, schema: config.databaseSchema }, logger);
+  const platform = createPlatform(config, logger);
+  await platform.graph.ensureSchema();
   const chunker = await createChunker({ maxChunkChars: config.index.maxChunkChars });
-  const workers = startWorkers({ ...platform, logger, chunker });
+  const workers = startWorkers({ ...platform, logger, chunker, graphExtractor: createGraphExtractor() });
 
   const shutdown = createShutdown(
     logger,

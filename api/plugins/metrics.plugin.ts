@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis';
 import type { QueueRegistry } from '../../shared/queue/queues.ts';
 import { QUEUE_NAMES } from '../../shared/queue/registry.ts';
 import { readWorkerCounters } from '../../shared/queue/worker-metrics.ts';
+import { withTimeout } from '../../shared/errors.ts';
 
 export interface Metrics {
   registry: Registry;
@@ -91,7 +92,8 @@ export function createMetrics(options: { queues: QueueRegistry; redis: Redis; qu
       });
     },
     async close() {
-      await Promise.allSettled(events.map((e) => e.close()));
+      // A QueueEvents reader on a Redis that is down would wait for it forever; give up after a moment.
+      await Promise.allSettled(events.map((e) => withTimeout(e.close(), 2000, 'queue events').catch(() => e.disconnect())));
     },
   };
 }

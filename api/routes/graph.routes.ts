@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { Metrics } from '../plugins/metrics.plugin.ts';
 import type { GraphQueryService } from '../../shared/graph/graph-query.service.ts';
 import { commaList, depth, errorResponses, limit } from '../schemas/common.ts';
 
@@ -29,7 +30,10 @@ const fileRelations = z.object({
   results: z.array(z.object({ kind: z.enum(['file', 'module']), path: z.string().optional(), module: z.string().optional(), depth: z.number() })),
 });
 
-export const graphRoutes: FastifyPluginAsyncZod<{ graph: GraphQueryService }> = async (app, { graph }) => {
+export const graphRoutes: FastifyPluginAsyncZod<{ graph: GraphQueryService; metrics: Metrics }> = async (app, { graph, metrics }) => {
+  app.addHook('onResponse', async (request, reply) => {
+    if (reply.statusCode < 400) metrics.searchSeconds.observe({ kind: `graph:${request.routeOptions.url?.split('/').pop()}` }, reply.elapsedTime / 1000);
+  });
   const read = { preHandler: app.requireScope('read') };
 
   app.get(

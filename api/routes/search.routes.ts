@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { Metrics } from '../plugins/metrics.plugin.ts';
 import type { SearchService } from '../../shared/search/hybrid-search.ts';
 import { commaList, errorResponses } from '../schemas/common.ts';
 
@@ -18,7 +19,10 @@ export const searchHitSchema = z.object({
   matchedBy: z.array(z.enum(['vector', 'text'])),
 });
 
-export const searchRoutes: FastifyPluginAsyncZod<{ search: SearchService }> = async (app, { search }) => {
+export const searchRoutes: FastifyPluginAsyncZod<{ search: SearchService; metrics: Metrics }> = async (app, { search, metrics }) => {
+  app.addHook('onResponse', async (request, reply) => {
+    if (reply.statusCode < 400) metrics.searchSeconds.observe({ kind: 'search' }, reply.elapsedTime / 1000);
+  });
   app.get(
     '/search',
     {

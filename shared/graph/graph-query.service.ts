@@ -1,6 +1,5 @@
 import { badRequest, notFound } from '../errors.ts';
 import type { Platform } from '../platform.ts';
-import { fileKey } from '../stores/graph.store.ts';
 
 /**
  * Questions about the code graph: where is a symbol, who calls it, what does
@@ -41,7 +40,7 @@ export interface GraphScopeInput {
 }
 
 interface SymbolRow {
-  repoId: number;
+  repoId: string;
   path: string;
   name: string;
   qualifiedName: string;
@@ -86,9 +85,11 @@ export function createGraphQueryService(platform: Platform) {
     });
   }
 
-  const params = (t: GraphTarget[]) => ({ targets: t.map((x) => ({ repoId: x.repositoryId, branch: x.branch })) });
+  const params = (t: GraphTarget[]) => ({ targets: t.map((x) => ({ repoId: graph.repoKey(x.repositoryId), branch: x.branch })) });
+  /** Targets by their Neo4j repository id, to name the repository of each row. */
+  const index = (t: GraphTarget[]) => new Map(t.map((x) => [graph.repoKey(x.repositoryId), x]));
 
-  function toRef(row: SymbolRow, byId: Map<number, GraphTarget>): SymbolRef {
+  function toRef(row: SymbolRow, byId: Map<string, GraphTarget>): SymbolRef {
     return {
       repository: byId.get(row.repoId)?.repository ?? String(row.repoId),
       path: row.path,
@@ -112,7 +113,7 @@ export function createGraphQueryService(platform: Platform) {
     const depth = checkDepth(options.depth, MAX_DEPTH, 1);
     const limit = checkLimit(options.limit);
     const t = await targets(options);
-    const byId = new Map(t.map((x) => [x.repositoryId, x]));
+    const byId = index(t);
     const pattern = direction === 'callers' ? `(s:Symbol)-[:CALLS*1..${depth}]->(root)` : `(root)-[:CALLS*1..${depth}]->(s:Symbol)`;
     const roots = await graph.read<SymbolRow>(`${ROOT_MATCH.replaceAll('root', 's')} RETURN ${SYMBOL_FIELDS} LIMIT ${MAX_RESULTS}`, {
       ...params(t),
@@ -135,20 +136,20 @@ export function createGraphQueryService(platform: Platform) {
       depth,
       matches: roots.map((r) => toRef(r, byId)),
       results: rows.map((r) => ({ ...toRef(r, byId), depth: r.depth })),
-      commits: t.filter((x) => roots.some((r) => r.repoId === x.repositoryId)).map(({ repository, branch, commit }) => ({ repository, branch, commit })),
+      commits: t.filter((x) => roots.some((r) => r.repoId === graph.repoKey(x.repositoryId))).map(({ repository, branch, commit }) => ({ repository, branch, commit })),
     };
   }
 
   async function fileTarget(repositoryName: string | undefined, filePath: string, scope: GraphScopeInput): Promise<GraphTarget> {
     const t = await targets(repositoryName ? { ...scope, repositories: [repositoryName] } : scope);
     const p = checkName(filePath, 'path').replace(/^\.?\//, '');
-    const found = await graph.read<{ repoId: number }>(
+    const found = await graph.read<{ repoId: string }>(
       `UNWIND $keys AS key MATCH (f:File {key: key}) WHERE NOT coalesce(f.placeholder, false) RETURN f.repoId AS repoId`,
-      { keys: t.map((x) => fileKey({ repoId: x.repositoryId, branch: x.branch }, p)) },
+      { keys: t.map((x) => graph.fileKey({ repoId: x.repositoryId, branch: x.branch }, p)) },
     );
     if (found.length === 0) throw notFound(`no indexed file ${p}${repositoryName ? ` in ${repositoryName}` : ''}`, 'file_not_found');
     if (found.length > 1) throw badRequest(`${p} exists in several repositories: name one with --repo`, 'ambiguous_file');
-    return t.find((x) => x.repositoryId === found[0]!.repoId)!;
+    return index(t).get(found[0]!.repoId)!;
   }
 
   async function fileRelations(direction: 'dependencies' | 'dependents', filePath: string, options: GraphScopeInput & { repository?: string; depth?: number; limit?: number }) {
@@ -165,7 +166,7 @@ export function createGraphQueryService(platform: Platform) {
        RETURN CASE WHEN x:Module THEN 'module' ELSE 'file' END AS kind, coalesce(x.path, x.name) AS name, depth
        ORDER BY depth, kind, name
        LIMIT ${limit}`,
-      { key: fileKey({ repoId: target.repositoryId, branch: target.branch }, p) },
+      { key: graph.fileKey({ repoId: target.repositoryId, branch: target.branch }, p) },
     );
     return {
       repository: target.repository,
@@ -184,7 +185,7 @@ export function createGraphQueryService(platform: Platform) {
       const n = checkName(name);
       const limit = checkLimit(options.limit);
       const t = await targets(options);
-      const byId = new Map(t.map((x) => [x.repositoryId, x]));
+      const byId = index(t);
       const rows = await graph.read<SymbolRow>(
         `UNWIND $targets AS t
          MATCH (s:Symbol {repoId: t.repoId, branch: t.branch})
@@ -213,7 +214,7 @@ export function createGraphQueryService(platform: Platform) {
       const b = checkName(to);
       const maxDepth = checkDepth(options.maxDepth, MAX_PATH_DEPTH, 6);
       const t = await targets(options.repository ? { ...options, repositories: [options.repository] } : options);
-      const byId = new Map(t.map((x) => [x.repositoryId, x]));
+      const byId = index(t);
       const rows = await graph.read<{ steps: SymbolRow[] }>(
         `UNWIND $targets AS t
          MATCH (a:Symbol {repoId: t.repoId, branch: t.branch}) WHERE a.name = $from OR a.qualifiedName = $from
@@ -247,7 +248,7 @@ export function createGraphQueryService(platform: Platform) {
         const keep = `CASE WHEN ${dirs} < $depth THEN ${dirs} ELSE $depth END`;
         return `CASE WHEN ${dirs} = 0 THEN '.' ELSE reduce(acc = '', part IN split(${v}, '/')[0..${keep}] | acc + CASE WHEN acc = '' THEN '' ELSE '/' END + part) END`;
       };
-      const scope = { repoId: target.repositoryId, branch: target.branch, depth };
+      const scope = { repoId: graph.repoKey(target.repositoryId), branch: target.branch, depth };
       const folders = await graph.read<{ folder: string; files: number; symbols: number }>(
         `MATCH (f:File {repoId: $repoId, branch: $branch}) WHERE NOT coalesce(f.placeholder, false)
          OPTIONAL MATCH (f)-[:DEFINES]->(s:Symbol)

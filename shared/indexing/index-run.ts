@@ -9,13 +9,9 @@ import type { Chunker } from './chunker.ts';
 import { createFileFilter } from './file-filter.ts';
 import { detectLanguage, type Language } from './language.ts';
 import { createImportResolver } from '../graph/resolve-import.ts';
-import type { FileGraph } from '../graph/extract.ts';
+import type { FileGraph, GraphExtractor } from '../graph/extract.ts';
 
-/** What indexing needs of the code-graph extractor (shared/graph). */
-export interface GraphExtractor {
-  /** The graph of one file, or null for a language the extractor does not cover. */
-  extract(input: { path: string; content: string; language: Language }): Promise<FileGraph | null>;
-}
+export type { GraphExtractor };
 
 /** Files per graph batch job. */
 const GRAPH_BATCH_FILES = 200;

@@ -10,8 +10,10 @@ import type { Neo4jConnection } from './neo4j.connection.ts';
  *   (:Symbol)-[:EXTENDS|IMPLEMENTS]->(:Symbol)
  *
  * Every node carries repoId and branch (files and symbols also their path).
- * Community edition has single-property uniqueness only, so each node has a
- * `key` that joins its identifying parts.
+ * Repository ids come from Postgres, so in Neo4j they are namespaced by the
+ * deployment's Postgres schema (`public/12`): two deployments or test runs
+ * sharing one Neo4j never collide. Community edition has single-property
+ * uniqueness only, so each node has a `key` that joins its identifying parts.
  */
 
 export interface GraphSymbolInput {
@@ -40,10 +42,6 @@ export interface Scope {
 }
 
 const SEP = '\u0000';
-export const fileKey = (s: Scope, path: string) => `${s.repoId}${SEP}${s.branch}${SEP}${path}`;
-export const moduleKey = (s: Scope, name: string) => `${s.repoId}${SEP}${s.branch}${SEP}module:${name}`;
-export const symbolKey = (s: Scope, path: string, qualifiedName: string, startLine: number) =>
-  `${s.repoId}${SEP}${s.branch}${SEP}${path}#${qualifiedName}@${startLine}`;
 
 /** Files per write transaction: bounded so one huge run never becomes one huge transaction. */
 const FILES_PER_TX = 200;
@@ -65,8 +63,14 @@ function chunks<T>(items: T[], size: number): T[][] {
   return out;
 }
 
-export function createGraphStore(neo4j: Neo4jConnection) {
+export function createGraphStore(neo4j: Neo4jConnection, namespace: string) {
   const { driver, database } = neo4j;
+  const repoKey = (id: number) => `${namespace}/${id}`;
+  const fileKey = (s: Scope, path: string) => `${repoKey(s.repoId)}${SEP}${s.branch}${SEP}${path}`;
+  const moduleKey = (s: Scope, name: string) => `${repoKey(s.repoId)}${SEP}${s.branch}${SEP}module:${name}`;
+  const symbolKey = (s: Scope, path: string, qualifiedName: string, startLine: number) =>
+    `${repoKey(s.repoId)}${SEP}${s.branch}${SEP}${path}#${qualifiedName}@${startLine}`;
+  const scopeParams = (s: Scope) => ({ repoId: repoKey(s.repoId), branch: s.branch });
   const write = <T>(work: (tx: ManagedTransaction) => Promise<T>) => {
     const session = driver.session({ database, defaultAccessMode: 'WRITE' });
     return session.executeWrite(work).finally(() => session.close());
@@ -78,6 +82,9 @@ export function createGraphStore(neo4j: Neo4jConnection) {
 
   return {
     read,
+    /** The Neo4j id of a Postgres repository id, namespaced. */
+    repoKey,
+    fileKey,
 
     /** Constraints and indexes; safe to run at every start. */
     async ensureSchema(): Promise<void> {
@@ -109,7 +116,7 @@ export function createGraphStore(neo4j: Neo4jConnection) {
           moduleImports: f.imports.flatMap((i) => (i.kind === 'module' ? [{ key: moduleKey(scope, i.name), name: i.name, names: i.names }] : [])),
         }));
         await write(async (tx) => {
-          const params = { rows, repoId: scope.repoId, branch: scope.branch, repoName };
+          const params = { rows, ...scopeParams(scope), repoName };
           // Old symbols (with every edge touching them) and old imports of these files go first.
           await tx.run(
             `UNWIND $rows AS row
@@ -178,7 +185,7 @@ export function createGraphStore(neo4j: Neo4jConnection) {
       await write((tx) =>
         tx.run(
           `MATCH (f:File {repoId: $repoId, branch: $branch}) WHERE f.placeholder AND NOT ()-[:IMPORTS]->(f) DELETE f`,
-          scope,
+          scopeParams(scope),
         ),
       );
     },
@@ -255,12 +262,12 @@ export function createGraphStore(neo4j: Neo4jConnection) {
         const result = await driver.executeQuery(
           `MATCH (n) WHERE (n:File OR n:Symbol OR n:Module) AND n.repoId = $repoId AND ($branch IS NULL OR n.branch = $branch)
            WITH n LIMIT 5000 DETACH DELETE n RETURN count(*) AS deleted`,
-          { repoId, branch: branch ?? null },
+          { repoId: repoKey(repoId), branch: branch ?? null },
           { database },
         );
         if (Number(result.records[0]?.get('deleted') ?? 0) === 0) break;
       }
-      if (!branch) await driver.executeQuery('MATCH (r:Repository {id: $repoId}) DETACH DELETE r', { repoId }, { database });
+      if (!branch) await driver.executeQuery('MATCH (r:Repository {id: $repoId}) DETACH DELETE r', { repoId: repoKey(repoId) }, { database });
     },
   };
 }

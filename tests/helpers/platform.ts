@@ -6,6 +6,7 @@ import type { Config } from '../../shared/config/config.ts';
 import { migrateDatabase } from '../../shared/db/migrate.ts';
 import type { EmbeddingProvider } from '../../shared/embeddings/embedding-provider.ts';
 import { createChunker } from '../../shared/indexing/chunker.ts';
+import { createGraphExtractor } from '../../shared/graph/extract.ts';
 import { createRepositoryService, type RepositoryService } from '../../shared/indexing/repository.service.ts';
 import { createPlatform, type Platform } from '../../shared/platform.ts';
 import { createSearchService, type SearchService } from '../../shared/search/hybrid-search.ts';
@@ -38,6 +39,7 @@ export async function openTestPlatform(
   const config = testConfig(id, { workspaceDir, ...overrides });
   await migrateDatabase({ databaseUrl: config.databaseUrl, schema: config.databaseSchema }, silentLogger);
   const platform = createPlatform(config, silentLogger, options);
+  await platform.graph.ensureSchema();
   const chunker = await createChunker({ maxChunkChars: config.index.maxChunkChars });
   let workers: { close(): Promise<void> } | undefined;
   return {
@@ -47,7 +49,7 @@ export async function openTestPlatform(
     repos: createRepositoryService(platform),
     search: createSearchService(platform),
     async startWorkers() {
-      workers ??= startWorkers({ ...platform, logger: silentLogger, chunker });
+      workers ??= startWorkers({ ...platform, logger: silentLogger, chunker, graphExtractor: createGraphExtractor() });
     },
     async stopWorkers() {
       await workers?.close();
@@ -56,6 +58,8 @@ export async function openTestPlatform(
     async cleanup() {
       await workers?.close();
       const { stores } = platform;
+      const repoIds = await stores.postgres.pool.query<{ id: string }>(`SELECT id FROM ${config.databaseSchema}.repositories`).catch(() => ({ rows: [] }));
+      for (const r of repoIds.rows) await platform.graph.deleteRepository(Number(r.id)).catch(() => undefined);
       await stores.postgres.pool.query(`DROP SCHEMA IF EXISTS ${config.databaseSchema} CASCADE`).catch(() => undefined);
       const collections = await stores.chroma.client.listCollections().catch(() => []);
       await Promise.all(

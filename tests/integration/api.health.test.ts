@@ -1,17 +1,19 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../api/app.ts';
-import { closeStores, createStores } from '../../shared/stores/stores.ts';
-import { openTestStores, silentLogger, testConfig, type TestStores } from '../helpers/context.ts';
+import { createPlatform } from '../../shared/platform.ts';
+import { migrateDatabase } from '../../shared/db/migrate.ts';
+import { silentLogger, testConfig } from '../helpers/context.ts';
+import { openTestPlatform, type TestPlatform } from '../helpers/platform.ts';
 import { startThrowawayRedis } from '../helpers/processes.ts';
 
 describe('GET /health and /ready against the real stores', () => {
-  let t: TestStores;
+  let t: TestPlatform;
   let app: FastifyInstance;
 
   beforeAll(async () => {
-    t = await openTestStores();
-    app = await buildApp({ logger: silentLogger, stores: t.stores, readyCheckTimeoutMs: 2000 });
+    t = await openTestPlatform();
+    app = await buildApp({ logger: silentLogger, platform: t.platform });
   });
   afterAll(async () => {
     await app?.close();
@@ -43,9 +45,10 @@ describe('GET /health and /ready against the real stores', () => {
 describe('/ready with a store that goes down', () => {
   it('reports the stopped store with 503, keeps the others ok, and the API keeps serving', async () => {
     const redis = await startThrowawayRedis();
-    const config = testConfig(undefined, { redisUrl: redis.url });
-    const stores = createStores(config, silentLogger);
-    const app = await buildApp({ logger: silentLogger, stores, readyCheckTimeoutMs: 1500 });
+    const config = testConfig(undefined, { redisUrl: redis.url, readyCheckTimeoutMs: 1500 });
+    await migrateDatabase({ databaseUrl: config.databaseUrl, schema: config.databaseSchema }, silentLogger);
+    const platform = createPlatform(config, silentLogger);
+    const app = await buildApp({ logger: silentLogger, platform });
     try {
       const before = await app.inject({ method: 'GET', url: '/ready' });
       expect(before.statusCode).toBe(200);
@@ -62,14 +65,16 @@ describe('/ready with a store that goes down', () => {
       expect((await app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
     } finally {
       await app.close();
-      await closeStores(stores);
+      await platform.stores.postgres.pool.query(`DROP SCHEMA IF EXISTS ${config.databaseSchema} CASCADE`);
+      await platform.close();
     }
   });
 
   it('reports a store that cannot be reached at all, bounded by the check timeout', async () => {
-    const config = testConfig(undefined, { chromaUrl: 'http://127.0.0.1:9' });
-    const stores = createStores(config, silentLogger);
-    const app = await buildApp({ logger: silentLogger, stores, readyCheckTimeoutMs: 1000 });
+    const config = testConfig(undefined, { chromaUrl: 'http://127.0.0.1:9', readyCheckTimeoutMs: 1000 });
+    await migrateDatabase({ databaseUrl: config.databaseUrl, schema: config.databaseSchema }, silentLogger);
+    const platform = createPlatform(config, silentLogger);
+    const app = await buildApp({ logger: silentLogger, platform });
     try {
       const started = Date.now();
       const res = await app.inject({ method: 'GET', url: '/ready' });
@@ -79,7 +84,8 @@ describe('/ready with a store that goes down', () => {
       expect(res.json().stores.redis.status).toBe('ok');
     } finally {
       await app.close();
-      await closeStores(stores);
+      await platform.stores.postgres.pool.query(`DROP SCHEMA IF EXISTS ${config.databaseSchema} CASCADE`);
+      await platform.close();
     }
   });
 });

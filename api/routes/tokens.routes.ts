@@ -1,0 +1,84 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { parseDuration, type TokenService } from '../../shared/auth/token.service.ts';
+import { errorResponses } from '../schemas/common.ts';
+
+const scope = z.enum(['read', 'write', 'admin']);
+const tokenName = z.string().min(1).max(64).describe('token name');
+
+export const tokenRoutes: FastifyPluginAsyncZod<{ tokens: TokenService }> = async (app, { tokens }) => {
+  const admin = { preHandler: app.requireScope('admin') };
+
+  app.post(
+    '/tokens',
+    {
+      ...admin,
+      schema: {
+        tags: ['tokens'],
+        summary: 'Create a token; its value is in this answer only',
+        body: z.object({
+          name: tokenName,
+          scopes: z.array(scope).min(1).describe('read, write, admin (admin implies all)'),
+          instances: z.array(z.string()).min(1).describe("instances it may use, or ['*'] for all"),
+          expires: z.string().max(20).optional().describe('lifetime such as 30d, 24h, 90m'),
+        }),
+        response: { 201: z.object({ name: z.string(), token: z.string().describe('shown once'), scopes: z.array(scope), instances: z.array(z.string()), expiresAt: z.string().nullable() }), ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { name, scopes, instances, expires } = request.body;
+      const created = await tokens.create({ name, scopes, instances, ...(expires ? { expiresInMs: parseDuration(expires) } : {}) });
+      return reply.status(201).send({
+        name: created.record.name,
+        token: created.token,
+        scopes: created.record.scopes,
+        instances: created.record.instances,
+        expiresAt: created.record.expiresAt ? new Date(created.record.expiresAt).toISOString() : null,
+      });
+    },
+  );
+
+  app.get(
+    '/tokens',
+    {
+      ...admin,
+      schema: {
+        tags: ['tokens'],
+        summary: 'List tokens (never their values)',
+        response: { 200: z.object({ tokens: z.array(z.record(z.string(), z.unknown())) }), ...errorResponses },
+      },
+    },
+    async () => ({ tokens: (await tokens.list()) as unknown as Array<Record<string, unknown>> }),
+  );
+
+  app.delete(
+    '/tokens/:name',
+    {
+      ...admin,
+      schema: { tags: ['tokens'], summary: 'Revoke a token', params: z.object({ name: tokenName }), response: { 204: z.null(), ...errorResponses } },
+    },
+    async (request, reply) => {
+      await tokens.revoke(request.params.name);
+      return reply.status(204).send(null);
+    },
+  );
+
+  app.post(
+    '/tokens/:name/rotate',
+    {
+      ...admin,
+      schema: {
+        tags: ['tokens'],
+        summary: 'Give a token a new value; the old one stays valid for the grace period',
+        params: z.object({ name: tokenName }),
+        body: z.object({ grace: z.string().max(20).optional().describe('how long the old value keeps working, such as 24h') }).optional(),
+        response: { 200: z.object({ name: z.string(), token: z.string().describe('shown once') }), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const grace = request.body?.grace;
+      const rotated = await tokens.rotate(request.params.name, { graceMs: grace ? parseDuration(grace) : 0 });
+      return { name: request.params.name, token: rotated.token };
+    },
+  );
+};

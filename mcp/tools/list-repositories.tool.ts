@@ -1,0 +1,75 @@
+import { z } from 'zod';
+import { badRequest } from '../../shared/errors.ts';
+import { defineTool, plural, shortSha } from './tool.ts';
+
+const branch = z.object({
+  branch: z.string(),
+  status: z.enum(['pending', 'indexing', 'ready', 'failed']).describe('ready: searchable at indexedCommit'),
+  indexedCommit: z.string().nullable().describe('the commit searches and files come from; null until the first run finishes'),
+  indexedAt: z.string().nullable(),
+  files: z.number(),
+  chunks: z.number(),
+  lastError: z.string().nullable().describe('why the last run failed, if it did'),
+  lastJobId: z.string().nullable().describe('follow it with get_job_status'),
+});
+
+export const listRepositoriesTool = defineTool({
+  name: 'list_repositories',
+  title: 'List repositories',
+  description:
+    'List the repositories you can search: name, instance, branch, indexed commit, status and file/chunk counts. ' +
+    'Call this first to learn the repository names the other tools take.',
+  inputSchema: z
+    .object({
+      instance: z.string().min(1).max(32).optional().describe('only repositories of this instance (one of yours); all of yours when omitted'),
+    })
+    .strict(),
+  outputSchema: z.object({
+    repositories: z.array(
+      z.object({
+        name: z.string(),
+        instance: z.string(),
+        defaultBranch: z.string().nullable().describe('the branch the other tools read'),
+        branches: z.array(branch),
+      }),
+    ),
+  }),
+  annotations: { readOnlyHint: true, openWorldHint: false },
+
+  async handler(input, ctx) {
+    if (input.instance && !ctx.instances.includes(input.instance)) {
+      throw badRequest(`you have no access to instance "${input.instance}": yours are ${ctx.instances.join(', ')}`, 'invalid_instance');
+    }
+    const list = await ctx.platform.repositories.list({ instances: input.instance ? [input.instance] : ctx.instances });
+    const repositories = list.map((r) => ({
+      name: r.name,
+      instance: r.instance,
+      defaultBranch: r.defaultBranch,
+      branches: r.branches.map((b) => ({
+        branch: b.branch,
+        status: b.status,
+        indexedCommit: b.indexedCommit,
+        indexedAt: b.indexedAt?.toISOString() ?? null,
+        files: b.fileCount,
+        chunks: b.chunkCount,
+        lastError: b.lastError,
+        lastJobId: b.lastJobId,
+      })),
+    }));
+    if (repositories.length === 0) {
+      return { text: 'No repositories yet. Register one with index_repository (a Git URL).', data: { repositories } };
+    }
+    const lines = [`${plural(repositories.length, 'repository')}:`];
+    for (const r of repositories) {
+      for (const b of r.branches) {
+        const at = b.indexedCommit ? `@${shortSha(b.indexedCommit)}` : ' (not indexed yet)';
+        const def = b.branch === r.defaultBranch ? '' : ' [other branch]';
+        lines.push(
+          `- ${r.name} (${r.instance}) ${b.branch}${at}${def}: ${b.status}, ${plural(b.files, 'file')}, ${plural(b.chunks, 'chunk')}` +
+            (b.lastError ? ` — last error: ${b.lastError}` : ''),
+        );
+      }
+    }
+    return { text: lines.join('\n'), data: { repositories } };
+  },
+});

@@ -1,0 +1,92 @@
+import { z } from 'zod';
+import { badRequest, notFound } from '../../shared/errors.ts';
+import { LANGUAGES } from '../../shared/indexing/language.ts';
+import { defineTool, location, plural, shortSha } from './tool.ts';
+
+/** Snippets are for recognising a hit, not reading it (get_file does that): a few lines keep a result list cheap. */
+const SNIPPET_LINES = 8;
+const SNIPPET_CHARS = 400;
+
+function shortSnippet(snippet: string): string {
+  const lines = snippet.split('\n');
+  let out = lines.slice(0, SNIPPET_LINES).join('\n');
+  if (out.length > SNIPPET_CHARS) out = `${out.slice(0, SNIPPET_CHARS)}…`;
+  else if (lines.length > SNIPPET_LINES) out += '\n…';
+  return out;
+}
+
+const hit = z.object({
+  repository: z.string().describe('repository name'),
+  path: z.string().describe('repository-relative file path'),
+  startLine: z.number().describe('first line of the chunk (1-based)'),
+  endLine: z.number().describe('last line of the chunk (inclusive)'),
+  symbol: z.string().nullable().describe('function, method, class or heading the chunk is, when known'),
+  kind: z.string().describe('function, method, class, section, window…'),
+  language: z.string().nullable(),
+  score: z.number().describe('reciprocal-rank-fusion score; higher is better'),
+  snippet: z.string().describe('the first lines of the chunk'),
+});
+
+export const semanticSearchTool = defineTool({
+  name: 'semantic_search',
+  title: 'Search code',
+  description:
+    'Search the indexed repositories by meaning and by identifier (vector + full-text, fused). ' +
+    'Returns file paths with line ranges and short snippets; read more with get_file. ' +
+    'Use natural language ("retry with exponential backoff") or names ("parseSettings").',
+  inputSchema: z
+    .object({
+      query: z.string().min(1).max(2000).describe('what to look for: a description of the code, or identifiers'),
+      repository: z.string().min(1).max(100).optional().describe('only this repository (see list_repositories); all when omitted'),
+      language: z.string().min(1).max(30).optional().describe('only this language, e.g. typescript, python, go, java, rust, markdown'),
+      path_glob: z.string().min(1).max(500).optional().describe('only paths matching this glob, e.g. "src/**/*.ts"'),
+      limit: z.number().int().min(1).max(50).optional().describe('at most this many results (1-50, default 10)'),
+    })
+    .strict(),
+  outputSchema: z.object({
+    query: z.string(),
+    results: z.array(hit),
+    commits: z.array(z.object({ repository: z.string(), branch: z.string(), commit: z.string() })).describe('the indexed commit each result comes from'),
+  }),
+  annotations: { readOnlyHint: true, openWorldHint: false },
+
+  async handler(input, ctx) {
+    if (input.language && !(LANGUAGES as readonly string[]).includes(input.language)) {
+      throw badRequest(`unknown language "${input.language}": use one of ${LANGUAGES.join(', ')}`, 'invalid_language');
+    }
+    const { hits } = await ctx.search.search({
+      query: input.query,
+      instances: ctx.instances,
+      ...(input.repository ? { repositories: [input.repository] } : {}),
+      ...(input.language ? { language: input.language } : {}),
+      ...(input.path_glob ? { pathGlob: input.path_glob } : {}),
+      limit: input.limit ?? 10,
+    });
+    if (hits.length === 0) {
+      const filters = [input.repository && `repository ${input.repository}`, input.language && `language ${input.language}`, input.path_glob && `paths ${input.path_glob}`].filter(Boolean);
+      throw notFound(
+        `no indexed code matched "${input.query}"${filters.length ? ` with ${filters.join(', ')}` : ''}. ` +
+          `Try other words or fewer filters; list_repositories shows what is indexed`,
+        'no_results',
+      );
+    }
+    const results = hits.map((h) => ({
+      repository: h.repository,
+      path: h.path,
+      startLine: h.startLine,
+      endLine: h.endLine,
+      symbol: h.symbol,
+      kind: h.kind,
+      language: h.language,
+      score: h.score,
+      snippet: shortSnippet(h.snippet),
+    }));
+    const commits = [...new Map(hits.map((h) => [h.repository, { repository: h.repository, branch: h.branch, commit: h.commit }])).values()];
+    const lines = [`${plural(results.length, 'result')} for "${input.query}" (${commits.map((c) => `${c.repository}@${shortSha(c.commit)}`).join(', ')}):`];
+    results.forEach((r, i) => {
+      lines.push(`${i + 1}. ${location(r.repository, r.path, r.startLine, r.endLine)}${r.symbol ? ` ${r.kind} ${r.symbol}` : ''}`);
+      lines.push(r.snippet.replace(/^/gm, '   '));
+    });
+    return { text: lines.join('\n'), data: { query: input.query, results, commits } };
+  },
+});
