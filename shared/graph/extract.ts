@@ -505,11 +505,19 @@ const jsField: Handler = (node, ctx) => {
 const jsAssignment: Handler = (node, ctx) => {
   const left = node.childForFieldName('left');
   const right = node.childForFieldName('right');
-  if (!left || !right || left.type !== 'member_expression' || !JS_FUNCTIONS.has(right.type)) return;
+  if (!left || !right || left.type !== 'member_expression' || ctx.inFunction) return;
   const name = field(left, 'property');
   const object = nameChain(left.childForFieldName('object'), JS_MEMBER, 'object', 'property');
-  // `module.exports = function` is an anonymous default export, not a function named `exports`.
-  if (!name || !object || ctx.inFunction || (object === 'module' && name === 'exports')) return;
+  if (object === 'module' && name === 'exports') {
+    // `module.exports = { a, b: c }` / `module.exports = a`: CommonJS's export list.
+    if (right.type === 'identifier') ctx.exportedNames.add(right.text);
+    for (const p of right.type === 'object' ? right.namedChildren : []) {
+      if (p.type === 'shorthand_property_identifier') ctx.exportedNames.add(p.text);
+      else if (p.type === 'pair' && p.childForFieldName('value')?.type === 'identifier') ctx.exportedNames.add(p.childForFieldName('value')!.text);
+    }
+    return;
+  }
+  if (!name || !object || !JS_FUNCTIONS.has(right.type)) return;
   const isExports = object === 'exports' || object === 'module.exports';
   const proto = /^(.+)\.prototype$/.exec(object);
   const outer = node.parent?.type === 'expression_statement' ? node.parent : null;
