@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig, loadDotEnv } from '../shared/config/config.ts';
 import { migrateDatabase } from '../shared/db/migrate.ts';
-import { createTokenService } from '../shared/auth/token.service.ts';
+import { createTokenService, FIRST_ADMIN_HINT } from '../shared/auth/token.service.ts';
 import { createLogger } from '../shared/logger.ts';
 import { createPlatform } from '../shared/platform.ts';
 import { createShutdown, onSignals } from '../shared/shutdown.ts';
@@ -16,12 +16,12 @@ async function main(): Promise<void> {
   await platform.graph.ensureSchema().catch((err) => logger.warn({ err: (err as Error).message }, 'could not create graph constraints yet'));
 
   const tokens = createTokenService(platform.stores.postgres, { instances: config.instances });
-  if (config.adminTokenFile) await tokens.ensureAdminFromSecretsFile(config.adminTokenFile);
-  if (!(await tokens.hasActiveAdmin())) {
-    logger.warn(
-      'no admin token exists yet: create one with `npx pk-mcp token create --name admin --scopes admin --instances "*"` (or set ADMIN_TOKEN_FILE)',
-    );
+  if (config.adminTokenFile) {
+    const bootstrap = await tokens.ensureAdminFromSecretsFile(config.adminTokenFile);
+    if (bootstrap.status === 'unusable') logger.warn(bootstrap.message);
+    else logger.info(bootstrap.message);
   }
+  if (!(await tokens.hasActiveAdmin())) logger.warn(FIRST_ADMIN_HINT);
 
   const app = await buildApp({ logger, platform });
   const shutdown = createShutdown(

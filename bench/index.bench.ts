@@ -30,8 +30,8 @@ import { createFileFilter } from '../shared/indexing/file-filter.ts';
 import { createRepositoryService } from '../shared/indexing/repository.service.ts';
 import { createLogger } from '../shared/logger.ts';
 import { createPlatform, type Platform } from '../shared/platform.ts';
-import { createSearchService } from '../shared/search/hybrid-search.ts';
-import { createVectorStore } from '../shared/stores/vector.store.ts';
+import { createSearchService, queryTerms } from '../shared/search/hybrid-search.ts';
+import { createVectorStore, type VectorRecord } from '../shared/stores/vector.store.ts';
 import { PROJECT_ROOT } from '../scripts/project.ts';
 import { spawnEntry, type Spawned } from '../tests/helpers/processes.ts';
 
@@ -497,6 +497,17 @@ function percentile(xs: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
+function latencyStats(xs: number[]) {
+  return {
+    count: xs.length,
+    p50Ms: round(percentile(xs, 50)),
+    p95Ms: round(percentile(xs, 95)),
+    p99Ms: round(percentile(xs, 99)),
+    maxMs: round(Math.max(...xs)),
+    meanMs: round(xs.reduce((a, b) => a + b, 0) / xs.length),
+  };
+}
+
 function randomLetters(n: number): string {
   return Array.from({ length: n }, () => String.fromCharCode(97 + randomInt(26))).join('');
 }
@@ -651,8 +662,7 @@ async function buildQueries(ctx: Context): Promise<{ identifiers: string[]; natu
   return { identifiers, natural };
 }
 
-async function measureSearch(ctx: Context) {
-  const { identifiers, natural } = await buildQueries(ctx);
+async function measureSearch(ctx: Context, { identifiers, natural }: { identifiers: string[]; natural: string[] }) {
   // Interleaved, so every client sees both kinds throughout.
   const queries: Array<{ text: string; kind: 'identifier' | 'natural' }> = [];
   for (let i = 0; i < Math.max(identifiers.length, natural.length); i++) {
@@ -675,14 +685,7 @@ async function measureSearch(ctx: Context) {
     }),
   );
   const wallMs = performance.now() - started;
-  const stats = (xs: number[]) => ({
-    count: xs.length,
-    p50Ms: round(percentile(xs, 50)),
-    p95Ms: round(percentile(xs, 95)),
-    p99Ms: round(percentile(xs, 99)),
-    maxMs: round(Math.max(...xs)),
-    meanMs: round(xs.reduce((a, b) => a + b, 0) / xs.length),
-  });
+  const stats = latencyStats;
   return {
     clients: SEARCH_CLIENTS,
     queries: timings.length,
@@ -693,6 +696,33 @@ async function measureSearch(ctx: Context) {
     natural: stats(timings.filter((t) => t.kind === 'natural').map((t) => t.ms)),
     examples: { identifier: identifiers.slice(0, 5), natural: natural.slice(0, 5) },
   };
+}
+
+/**
+ * One client, one query at a time: the whole search call, then its parts
+ * composed the way `createSearchService` composes them (query embedding,
+ * Chroma nearest neighbours, Postgres full text, at the depth the service
+ * uses for the default limit). Says whether a slow p95 is one part's cost or
+ * queueing under concurrency.
+ */
+async function measureSearchParts(ctx: Context, queries: string[]) {
+  const filter = { repositoryBranches: [{ repositoryId: ctx.repositoryId, branch: BRANCH }] };
+  const depth = 10 * 4; // hybrid-search fetches limit × 4 candidates from each retriever
+  const times = { search: [] as number[], queryEmbedding: [] as number[], chromaQuery: [] as number[], postgresFullText: [] as number[] };
+  const time = async (into: number[], fn: () => Promise<unknown>) => {
+    const t = performance.now();
+    const out = await fn();
+    into.push(performance.now() - t);
+    return out;
+  };
+  for (const q of queries) {
+    await time(times.search, () => ctx.search.search({ query: q }));
+    const [vector] = (await time(times.queryEmbedding, () => ctx.platform.embeddings.embed([q]))) as number[][];
+    await time(times.chromaQuery, () => ctx.platform.vectors.query(vector!, depth, filter));
+    const terms = queryTerms(q);
+    if (terms.length > 0) await time(times.postgresFullText, () => ctx.platform.chunks.fullText(terms.map((t) => `${t}:*`).join(' | '), filter, depth));
+  }
+  return Object.fromEntries(Object.entries(times).map(([k, xs]) => [k, latencyStats(xs)]));
 }
 
 /**
@@ -716,29 +746,42 @@ async function measureStages(ctx: Context, corpus: Corpus) {
   const { rows } = await ctx.platform.stores.postgres.pool.query<{ id: string; content: string }>(
     `SELECT DISTINCT ON (content_hash) id, content FROM chunks ORDER BY content_hash`,
   );
-  const scratch = createVectorStore(ctx.platform.stores.chroma, 'stage-diagnostic');
   const batch = ctx.config.index.batchChunks;
+  const batches: VectorRecord[][] = [];
   let embedMs = 0;
-  let upsertMs = 0;
   for (let i = 0; i < rows.length; i += batch) {
     const slice = rows.slice(i, i + batch);
     started = performance.now();
     const vectors = await ctx.platform.embeddings.embed(slice.map((r) => r.content));
     embedMs += performance.now() - started;
-    started = performance.now();
-    await scratch.upsert(
+    batches.push(
       slice.map((r, j) => ({
         id: r.id,
         embedding: vectors[j]!,
-        metadata: { repository_id: ctx.repositoryId, branch: BRANCH, path: 'x', language: '', start_line: 1, end_line: 1, symbol: '', kind: 'window', commit: 'x' },
+        // The same fields the embed-batch job writes, so Chroma indexes as much metadata.
+        metadata: { repository_id: ctx.repositoryId, branch: BRANCH, path: 'pkg/file.js', language: 'javascript', start_line: 1, end_line: 40, symbol: 'name', kind: 'function', commit: '0'.repeat(40) },
       })),
     );
-    upsertMs += performance.now() - started;
   }
+
+  // Once with one writer, once with as many as the embed pool runs: equal rates mean Chroma serialises writes.
+  const upsertRate = async (collection: string, writers: number) => {
+    const scratch = createVectorStore(ctx.platform.stores.chroma, collection);
+    let next = 0;
+    const t = performance.now();
+    await Promise.all(
+      Array.from({ length: writers }, async () => {
+        while (next < batches.length) await scratch.upsert(batches[next++]!);
+      }),
+    );
+    const ms = performance.now() - t;
+    return { writers, vectors: rows.length, batch, ms: Math.round(ms), vectorsPerSecond: round(rows.length / (ms / 1000)) };
+  };
   return {
     chunking: { files: corpus.files.length, chunks, ms: Math.round(chunkMs), filesPerSecond: round(corpus.files.length / (chunkMs / 1000)) },
     localEmbedding: { texts: rows.length, ms: Math.round(embedMs), textsPerSecond: round(rows.length / (embedMs / 1000)) },
-    chromaUpsert: { vectors: rows.length, batch, ms: Math.round(upsertMs), vectorsPerSecond: round(rows.length / (upsertMs / 1000)) },
+    chromaUpsert: await upsertRate('stage-diagnostic-1', 1),
+    chromaUpsertConcurrent: await upsertRate('stage-diagnostic-n', ctx.config.workerConcurrency),
   };
 }
 
@@ -874,7 +917,8 @@ async function main(): Promise<void> {
     // (6)
     log('search latency…');
     rss.setPhase('search');
-    const search = await measureSearch(ctx);
+    const queries = await buildQueries(ctx);
+    const search = await measureSearch(ctx, queries);
 
     const vmHwmKb = statusKb(workerPid, 'VmHWM') ?? 0;
     const rssStats = rss.stop();
@@ -882,8 +926,12 @@ async function main(): Promise<void> {
     worker = undefined;
 
     let stages: Awaited<ReturnType<typeof measureStages>> | undefined;
+    let searchParts: Awaited<ReturnType<typeof measureSearchParts>> | undefined;
     if (!values['no-diagnostics']) {
-      log('stage diagnostics (chunking, local embedding, Chroma upsert, one at a time)…');
+      log('diagnostics: search parts, one query at a time…');
+      const every = (xs: string[]) => xs.filter((_, i) => i % 5 === 0);
+      searchParts = await measureSearchParts(ctx, [...every(queries.identifiers), ...every(queries.natural)]);
+      log('diagnostics: chunking, local embedding, Chroma upsert, one stage at a time…');
       stages = await measureStages(ctx, corpus);
     }
 
@@ -928,6 +976,7 @@ async function main(): Promise<void> {
       noChangeReindex: noChange,
       unchangedFullReindex: { ...unchangedFull, firstRunEmbedded: full.embedded },
       search,
+      ...(searchParts ? { searchParts } : {}),
       ...(stages ? { stages } : {}),
     };
 
@@ -942,6 +991,7 @@ async function main(): Promise<void> {
     const detailRows = [
       ['detail', 'value'],
       ['corpus', `${corpus.files.length} files, ${round(corpus.bytes / 2 ** 20)} MB, ${corpus.packages} packages`],
+      ['machine busy with other work before start', `${quiet.busyPercent}% (waited ${round(quiet.waitedMs / 1000)} s for quiet)`],
       ['full index', `${full.files} files, ${full.chunks} chunks in ${round(full.wallMs / 1000)} s = ${full.filesPerSecond} files/s, ${full.chunksPerSecond} chunks/s`],
       ['embedded (first run / --full unchanged)', `${full.embedded} / ${unchangedFull.embedded} (--full unchanged run: ${unchangedFull.wallMs} ms, ${unchangedFull.embedBatches} batches)`],
       ['worker RSS', `VmHWM ${round(vmHwmKb / 1024)} MB, sampled peak ${round(rssStats.peakKb / 1024)} MB (${rssStats.samples} samples)`],
@@ -956,10 +1006,17 @@ async function main(): Promise<void> {
     ];
     const stageRows = stages
       ? [
-          ['stage (single-threaded, in the bench process)', 'rate'],
+          ['diagnostic (in the bench process, one stage at a time)', 'rate'],
           ['chunking (tree-sitter)', `${stages.chunking.filesPerSecond} files/s (${stages.chunking.chunks} chunks in ${stages.chunking.ms} ms)`],
           ['local embedding', `${stages.localEmbedding.textsPerSecond} texts/s (${stages.localEmbedding.texts} in ${stages.localEmbedding.ms} ms)`],
-          ['Chroma upsert', `${stages.chromaUpsert.vectorsPerSecond} vectors/s (${stages.chromaUpsert.vectors} in ${stages.chromaUpsert.ms} ms)`],
+          ['Chroma upsert, 1 writer', `${stages.chromaUpsert.vectorsPerSecond} vectors/s (${stages.chromaUpsert.vectors} in ${stages.chromaUpsert.ms} ms)`],
+          [
+            `Chroma upsert, ${stages.chromaUpsertConcurrent.writers} writers`,
+            `${stages.chromaUpsertConcurrent.vectorsPerSecond} vectors/s (${stages.chromaUpsertConcurrent.vectors} in ${stages.chromaUpsertConcurrent.ms} ms)`,
+          ],
+          ...(searchParts
+            ? Object.entries(searchParts).map(([part, st]) => [`search part: ${part} (1 client)`, `p50 ${st.p50Ms} ms, p95 ${st.p95Ms} ms, max ${st.maxMs} ms`])
+            : []),
         ]
       : undefined;
 

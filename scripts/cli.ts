@@ -6,6 +6,7 @@ import { registerIndexCommands } from './commands/index.commands.ts';
 import { registerStackCommands } from './commands/stack.command.ts';
 import { registerStartCommand } from './commands/start.command.ts';
 import { registerTestCommand } from './commands/test.command.ts';
+import { registerTokenCommands } from './commands/token.commands.ts';
 import { PrerequisiteError } from './stack/service.ts';
 
 loadDotEnv();
@@ -22,6 +23,7 @@ registerStackCommands(program);
 registerTestCommand(program);
 registerIndexCommands(program);
 registerGraphCommands(program);
+registerTokenCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -27,7 +27,7 @@ export const tokenRoutes: FastifyPluginAsyncZod<{ tokens: TokenService }> = asyn
     },
     async (request, reply) => {
       const { name, scopes, instances, expires } = request.body;
-      const created = await tokens.create({ name, scopes, instances, ...(expires ? { expiresInMs: parseDuration(expires) } : {}) });
+      const created = await tokens.create({ name, scopes, instances, actor: request.principal!.name, ...(expires ? { expiresInMs: parseDuration(expires) } : {}) });
       return reply.status(201).send({
         name: created.record.name,
         token: created.token,
@@ -58,7 +58,7 @@ export const tokenRoutes: FastifyPluginAsyncZod<{ tokens: TokenService }> = asyn
       schema: { tags: ['tokens'], summary: 'Revoke a token', params: z.object({ name: tokenName }), response: { 204: z.null(), ...errorResponses } },
     },
     async (request, reply) => {
-      await tokens.revoke(request.params.name);
+      await tokens.revoke(request.params.name, { actor: request.principal!.name });
       return reply.status(204).send(null);
     },
   );
@@ -77,7 +77,7 @@ export const tokenRoutes: FastifyPluginAsyncZod<{ tokens: TokenService }> = asyn
     },
     async (request) => {
       const grace = request.body?.grace;
-      const rotated = await tokens.rotate(request.params.name, { graceMs: grace ? parseDuration(grace) : 0 });
+      const rotated = await tokens.rotate(request.params.name, { graceMs: grace ? parseDuration(grace) : 0, actor: request.principal!.name });
       return { name: request.params.name, token: rotated.token };
     },
   );

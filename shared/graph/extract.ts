@@ -164,7 +164,9 @@ interface SymbolRecord extends CallSink {
   endLine: number;
   extends: string[];
   implements: string[];
+  /** Its own visibility (modifiers, naming); it is exported only if its enclosing symbol is too. */
   exported: boolean;
+  parent: SymbolRecord | null;
   /** Defined at file level, not inside another symbol or type scope. */
   topLevel: boolean;
 }
@@ -178,7 +180,7 @@ interface Frame {
   /** Functions defined directly inside are methods. */
   isType: boolean;
   symbol: SymbolRecord | null;
-  /** Whether members of this scope can be visible outside the file, before their own modifiers. */
+  /** For scopes that are not symbols (Rust impls, anonymous classes): whether their members can be visible at all. */
   exported: boolean;
   /** The kind of type scope: members of an interface or trait are public without saying so. */
   kind: SymbolKind | 'impl' | null;
@@ -193,6 +195,7 @@ interface Definition {
   owner?: string | null;
   extends?: string[];
   implements?: string[];
+  /** Its own visibility; `define` does not look at the enclosing symbol's, which may still change (JS export lists). */
   exported: boolean;
 }
 
@@ -250,6 +253,7 @@ class Context {
       extends: def.extends ?? [],
       implements: def.implements ?? [],
       exported: def.exported,
+      parent: parent.symbol,
       topLevel: parent === this.root,
     };
     this.symbols.push(symbol);
@@ -291,6 +295,9 @@ class Context {
   }
 
   result(): FileGraph {
+    // Parents precede their members, so one pass settles visibility from the outside in.
+    const visible = new Map<SymbolRecord, boolean>();
+    for (const s of this.symbols) visible.set(s, s.exported && (s.parent ? visible.get(s.parent)! : true));
     return {
       symbols: this.symbols.map((s) => ({
         name: s.name,
@@ -302,7 +309,7 @@ class Context {
         qualifiedCalls: [...s.qualifiedCalls],
         extends: s.extends,
         implements: s.implements,
-        exported: s.exported,
+        exported: visible.get(s)!,
       })),
       imports: this.imports,
       topLevelCalls: [...this.root.sink.calls],
@@ -402,7 +409,7 @@ function jsExported(node: Node): boolean {
 
 /** A class member is visible outside when its class is exported and it is not private. */
 function jsMemberExported(node: Node, name: string, ctx: Context): boolean {
-  if (!ctx.frame.exported || name.startsWith('#')) return false;
+  if (ctx.frame.symbol === null || name.startsWith('#')) return false;
   const access = childOfType(node, ['accessibility_modifier']);
   return !access || access.text === 'public';
 }
@@ -716,7 +723,7 @@ const PYTHON_SPEC: LanguageSpec = {
         name,
         kind: 'function',
         outer: pyOuter(node),
-        exported: !!name && pyPublic(name) && !ctx.inFunction && ctx.frame.exported,
+        exported: !!name && pyPublic(name) && !ctx.inFunction,
       });
     },
     class_definition: (node, ctx) => {
@@ -728,7 +735,7 @@ const PYTHON_SPEC: LanguageSpec = {
         outer: pyOuter(node),
         // `metaclass=M` and other keywords are not bases.
         extends: typeNames(bases.filter((b) => b.type === 'identifier' || b.type === 'attribute' || b.type === 'subscript')),
-        exported: !!name && pyPublic(name) && !ctx.inFunction && ctx.frame.exported,
+        exported: !!name && pyPublic(name) && !ctx.inFunction,
       });
     },
     call: (node, ctx) => {
@@ -881,7 +888,7 @@ function javaExported(node: Node, ctx: Context): boolean {
   const mods = javaModifiers(node);
   if (mods.has('private')) return false;
   const inInterface = ctx.frame.kind === 'interface';
-  return (mods.has('public') || inInterface) && ctx.frame.exported && !ctx.inFunction;
+  return (mods.has('public') || inInterface) && !ctx.inFunction;
 }
 
 function javaTypes(node: Node | null): string[] {
@@ -1048,7 +1055,7 @@ const RUST_SPEC: LanguageSpec = {
   handlers: {
     function_item: (node, ctx) => {
       // Items of a trait, and of a trait's impl, are as visible as the trait.
-      const inherits = (ctx.frame.kind === 'trait' || ctx.frame.kind === 'impl') && ctx.frame.exported;
+      const inherits = ctx.frame.kind === 'trait' || (ctx.frame.kind === 'impl' && ctx.frame.exported);
       ctx.define(node, {
         name: field(node, 'name'),
         kind: 'function',
@@ -1113,7 +1120,7 @@ function csModifiers(node: Node): Set<string> {
 function csExported(node: Node, ctx: Context): boolean {
   const mods = csModifiers(node);
   if (mods.has('private')) return false;
-  return (mods.has('public') || ctx.frame.kind === 'interface') && ctx.frame.exported && !ctx.inFunction;
+  return (mods.has('public') || ctx.frame.kind === 'interface') && !ctx.inFunction;
 }
 
 /**
