@@ -53,11 +53,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const graph = createGraphQueryService(platform);
   const jobs = createJobStatusService(platform);
   const webhooks = createWebhookService(platform, { globalSecret: config.webhookSecret });
-  const metrics = createMetrics({ queues: platform.queues, redis: platform.stores.redis.client, queuePrefix: config.queuePrefix });
+  const metrics = createMetrics({ queues: platform.queues, redis: platform.stores.redis, queuePrefix: config.queuePrefix });
 
   await registerSecurity(app, {
     ...config.http,
-    redis: platform.stores.redis.client,
+    // Its own connection that fails fast: with Redis down, requests skip the limit instead of waiting on it.
+    redis: platform.stores.redis.duplicate({ enableOfflineQueue: false, maxRetriesPerRequest: 1 }),
     queuePrefix: config.queuePrefix,
   });
   await registerOpenApi(app, API_VERSION);

@@ -3,7 +3,11 @@
  * memory the worker needs for it, how fast a one-file change shows up, what a
  * reindex of unchanged content costs, and how fast search answers.
  *
- *   node --import tsx bench/index.bench.ts [--files 6000] [--out bench/results] [--no-diagnostics]
+ *   node --import tsx bench/index.bench.ts [--files 6000] [--out bench/results] [--exclude GLOB]… [--no-diagnostics]
+ *
+ * `--exclude` keeps corpus paths (`<package>/<path>`) out of the selection,
+ * for working around a file the platform cannot index yet; the results
+ * record it, so a run with exclusions is never mistaken for one without.
  *
  * The platform runs as it does in production: this process enqueues and
  * searches through the same services the API uses, and the workers run as a
@@ -23,6 +27,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Queue } from 'bullmq';
+import picomatch from 'picomatch';
 import { loadConfig, readStackState, type Config } from '../shared/config/config.ts';
 import { migrateDatabase } from '../shared/db/migrate.ts';
 import { createChunker } from '../shared/indexing/chunker.ts';
@@ -96,6 +101,7 @@ interface Corpus {
   bytes: number;
   byExtension: Record<string, number>;
   buildMs: number;
+  excluded: string[];
 }
 
 function compareCodePoints(a: string, b: string): number {
@@ -156,15 +162,16 @@ function git(cwd: string, ...args: string[]): string {
  * sorted and an evenly spaced selection is taken, so the corpus spans every
  * package rather than the alphabetically first few.
  */
-function buildCorpus(wanted: number): Corpus {
+function buildCorpus(wanted: number, exclude: string[]): Corpus {
   const started = performance.now();
   const filter = createFileFilter({ gitignores: [], include: [], exclude: [], maxFileBytes: MAX_CORPUS_FILE_BYTES });
+  const isExcluded = exclude.length > 0 ? picomatch(exclude, { dot: true }) : () => false;
   const packages = listPackages(path.join(PROJECT_ROOT, 'node_modules'));
   const eligible: CorpusFile[] = [];
   for (const pkg of packages) {
     for (const file of walkPackage(pkg.dir)) {
       const rel = `${pkg.name}/${file.rel}`;
-      if (!CORPUS_EXTENSIONS.some((ext) => rel.endsWith(ext))) continue;
+      if (!CORPUS_EXTENSIONS.some((ext) => rel.endsWith(ext)) || isExcluded(rel)) continue;
       const bytes = statSync(file.abs).size;
       if (bytes > MAX_CORPUS_FILE_BYTES || !filter.check(rel, bytes).indexed) continue;
       if (!filter.checkContent(rel, readFileSync(file.abs)).indexed) continue;
@@ -203,6 +210,7 @@ function buildCorpus(wanted: number): Corpus {
     bytes: files.reduce((sum, f) => sum + f.bytes, 0),
     byExtension,
     buildMs: performance.now() - started,
+    excluded: exclude,
   };
 }
 
@@ -835,6 +843,7 @@ async function main(): Promise<void> {
     options: {
       files: { type: 'string', default: '6000' },
       out: { type: 'string', default: 'bench/results' },
+      exclude: { type: 'string', multiple: true, default: [] },
       'no-diagnostics': { type: 'boolean', default: false },
     },
   });
@@ -845,7 +854,7 @@ async function main(): Promise<void> {
   const machine = machineInfo();
 
   log(`building a corpus of ${wanted} files from node_modules`);
-  const corpus = buildCorpus(wanted);
+  const corpus = buildCorpus(wanted, values.exclude ?? []);
   log(`corpus: ${corpus.files.length} files (${round(corpus.bytes / 2 ** 20)} MB) from ${corpus.packages} packages, ${corpus.eligible} qualified, ${Math.round(corpus.buildMs)} ms`);
 
   // Private everything: the same names in both processes, as the tests do.
@@ -870,10 +879,6 @@ async function main(): Promise<void> {
       throw new Error(`the local stack does not answer (${err instanceof Error ? err.message : err}): run \`node scripts/pk-mcp.js stack up\``);
     });
     await migrateDatabase({ databaseUrl: config.databaseUrl, schema: config.databaseSchema }, logger);
-    // Graph nodes in Neo4j are keyed by repository id, and every fresh schema
-    // starts its ids at 1: a random high id keeps this run's nodes apart from
-    // anyone else's, so cleaning them up cannot touch another repository.
-    await platform.stores.postgres.pool.query(`ALTER TABLE repositories ALTER COLUMN id RESTART WITH ${1_000_000_000 + randomInt(1_000_000_000)}`);
 
     worker = spawnEntry('workers/main.ts', { ...isolation, LOG_LEVEL: 'info', LOG_PRETTY: 'false' });
     const workerPid = worker.child.pid!;
@@ -962,6 +967,7 @@ async function main(): Promise<void> {
         packages: corpus.packages,
         qualifyingFiles: corpus.eligible,
         byExtension: corpus.byExtension,
+        excluded: corpus.excluded,
         buildMs: Math.round(corpus.buildMs),
       },
       targets,
@@ -990,7 +996,7 @@ async function main(): Promise<void> {
     ];
     const detailRows = [
       ['detail', 'value'],
-      ['corpus', `${corpus.files.length} files, ${round(corpus.bytes / 2 ** 20)} MB, ${corpus.packages} packages`],
+      ['corpus', `${corpus.files.length} files, ${round(corpus.bytes / 2 ** 20)} MB, ${corpus.packages} packages${corpus.excluded.length > 0 ? `; excluded: ${corpus.excluded.join(', ')}` : ''}`],
       ['machine busy with other work before start', `${quiet.busyPercent}% (waited ${round(quiet.waitedMs / 1000)} s for quiet)`],
       ['full index', `${full.files} files, ${full.chunks} chunks in ${round(full.wallMs / 1000)} s = ${full.filesPerSecond} files/s, ${full.chunksPerSecond} chunks/s`],
       ['embedded (first run / --full unchanged)', `${full.embedded} / ${unchangedFull.embedded} (--full unchanged run: ${unchangedFull.wallMs} ms, ${unchangedFull.embedBatches} batches)`],
@@ -1078,10 +1084,15 @@ async function main(): Promise<void> {
   }
 }
 
-/** Removes every trace of the run: schema, collections, queue keys, graph nodes. Each step runs even if another fails. */
+/**
+ * Removes every trace of the run: graph nodes (namespaced by the schema, so
+ * first, while the schema still says which repository they belong to), the
+ * schema, collections and queue keys. Each step runs even if another fails.
+ */
 async function cleanup(platform: Platform, config: Config, repositoryId: number | undefined): Promise<void> {
   const { stores } = platform;
   const steps: Array<[string, () => Promise<unknown>]> = [
+    ['neo4j graph', async () => repositoryId !== undefined && platform.graph.deleteRepository(repositoryId)],
     ['postgres schema', () => stores.postgres.pool.query(`DROP SCHEMA IF EXISTS ${config.databaseSchema} CASCADE`)],
     [
       'chroma collections',
@@ -1096,21 +1107,6 @@ async function cleanup(platform: Platform, config: Config, repositoryId: number 
         await platform.queues.close();
         const keys = await stores.redis.client.keys(`${config.queuePrefix}:*`);
         if (keys.length > 0) await stores.redis.client.del(...keys);
-      },
-    ],
-    [
-      'neo4j nodes',
-      async () => {
-        if (repositoryId === undefined) return;
-        // In slices: one huge delete would need a large Neo4j heap.
-        for (;;) {
-          const r = await stores.neo4j.driver.executeQuery(
-            'MATCH (n) WHERE n.repoId = $id OR (n:Repository AND n.id = $id) WITH n LIMIT 5000 DETACH DELETE n RETURN count(*) AS deleted',
-            { id: repositoryId },
-            { database: config.neo4jDatabase },
-          );
-          if (Number(r.records[0]?.get('deleted') ?? 0) === 0) break;
-        }
       },
     ],
   ];

@@ -2,6 +2,7 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { FastifyInstance } from 'fastify';
+import { AppError } from '../../shared/errors.ts';
 import type { QueueRegistry } from '../../shared/queue/queues.ts';
 
 const BASE = '/admin/queues';
@@ -21,8 +22,15 @@ export async function registerDashboard(app: FastifyInstance, queues: QueueRegis
   });
   await app.register(
     async (scope) => {
+      // Bull Board installs its own error handler in this scope, which would turn our 401/403 into
+      // its generic error: answer auth failures here, in the API's error shape.
       scope.addHook('onRequest', async (request, reply) => {
-        await app.requireScope('admin')(request, reply);
+        try {
+          await app.requireScope('admin')(request, reply);
+        } catch (err) {
+          if (err instanceof AppError) return reply.status(err.statusCode).send({ error: err.code, message: err.message });
+          throw err;
+        }
       });
       await scope.register(adapter.registerPlugin(), { prefix: BASE });
     },

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import Fastify from 'fastify';
 import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { QueueEvents } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../shared/stores/redis.connection.ts';
 import type { QueueRegistry } from '../../shared/queue/queues.ts';
 import { QUEUE_NAMES } from '../../shared/queue/registry.ts';
 import { readWorkerCounters } from '../../shared/queue/worker-metrics.ts';
@@ -21,7 +21,7 @@ export interface Metrics {
  * per queue, search latency, and the embedding calls and tokens the workers
  * spent (they count into Redis; see shared/queue/worker-metrics.ts).
  */
-export function createMetrics(options: { queues: QueueRegistry; redis: Redis; queuePrefix: string }): Metrics {
+export function createMetrics(options: { queues: QueueRegistry; redis: RedisConnection; queuePrefix: string }): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'pkmcp_' });
   const http = new Histogram({
@@ -64,14 +64,14 @@ export function createMetrics(options: { queues: QueueRegistry; redis: Redis; qu
     labelNames: ['what'] as const,
     registers: [registry],
     async collect() {
-      const counters = await readWorkerCounters(options.redis, options.queuePrefix);
+      const counters = await readWorkerCounters(options.redis.client, options.queuePrefix);
       for (const [what, n] of Object.entries(counters)) this.set({ what }, n);
     },
   });
 
   // Job durations from the queues' event streams: one reader per queue, in the API process.
   const events = QUEUE_NAMES.map((name) => {
-    const qe = new QueueEvents(name, { connection: options.redis.duplicate(), prefix: options.queuePrefix });
+    const qe = new QueueEvents(name, { connection: options.redis.duplicate(), prefix: options.queuePrefix, autorun: true });
     qe.on('error', () => undefined);
     const observe = async (jobId: string, outcome: 'completed' | 'failed') => {
       const job = await options.queues.queues[name].getJob(jobId);
@@ -93,7 +93,7 @@ export function createMetrics(options: { queues: QueueRegistry; redis: Redis; qu
     },
     async close() {
       // A QueueEvents reader on a Redis that is down would wait for it forever; give up after a moment.
-      await Promise.allSettled(events.map((e) => withTimeout(e.close(), 2000, 'queue events').catch(() => e.disconnect())));
+      await Promise.allSettled(events.map((e) => withTimeout(e.close(), 2000, 'queue events').catch(() => void e.disconnect().catch(() => undefined))));
     },
   };
 }

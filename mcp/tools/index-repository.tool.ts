@@ -34,11 +34,15 @@ async function follow(ctx: ToolContext, jobId: string, progressToken: string | n
   for (;;) {
     const p = progressOf(job);
     const done = FINISHED.has(job.state);
-    // A finished run reports itself complete even when the last poll saw fewer batches than it ran.
-    const progress = done && p.total !== undefined ? Math.max(p.total, p.progress) : p.progress;
+    // A finished run ends at progress = total whatever the last poll saw (a retried or up-to-date run rewrites its counts).
+    const progress = done ? Math.max(p.total ?? 0, p.progress, sent + 1) : p.progress;
+    const total = done ? progress : p.total;
     if (progress > sent) {
       try {
-        await ctx.extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress, ...(p.total !== undefined ? { total: Math.max(p.total, progress) } : {}), message: p.message } });
+        await ctx.extra.sendNotification({
+          method: 'notifications/progress',
+          params: { progressToken, progress, ...(total !== undefined ? { total: Math.max(total, progress) } : {}), message: p.message },
+        });
       } catch {
         return job; // the client is gone; the job runs on regardless
       }

@@ -2,9 +2,8 @@ import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/proto
 import type { CallToolResult, ServerNotification, ServerRequest, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
 import type { z } from 'zod';
 import { AppError, errorMessage, notFound } from '../../shared/errors.ts';
-import type { Logger } from '../../shared/logger.ts';
 import type { Repository, RepositoryBranch } from '../../shared/stores/repository.repository.ts';
-import type { McpDeps } from '../server.ts';
+import type { McpDeps, McpLogger } from '../server.ts';
 
 /**
  * The contract every tool file follows: a name, a description the model reads
@@ -58,7 +57,7 @@ export function toolError(message: string): CallToolResult {
  * callers; anything else is an internal error, logged here and not shown, as
  * for the HTTP API's 5xx.
  */
-export function failureResult(tool: string, err: unknown, logger: Logger | undefined): CallToolResult {
+export function failureResult(tool: string, err: unknown, logger: McpLogger | undefined): CallToolResult {
   if (err instanceof AppError) {
     if (err.statusCode >= 500) logger?.warn({ tool, code: err.code, err: err.message }, 'mcp tool failed');
     const hint = HINTS[err.code];

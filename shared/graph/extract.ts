@@ -116,7 +116,8 @@ type Node = Parser.SyntaxNode;
 type Handler = (node: Node, ctx: Context) => boolean | void;
 
 interface LanguageSpec {
-  handlers: Record<string, Handler>;
+  /** A Map, not an object: node types such as `constructor` must not find Object.prototype's. */
+  handlers: ReadonlyMap<string, Handler>;
   /** Subtrees that hold nothing of interest. */
   skip: ReadonlySet<string>;
   /** After the walk: facts that need the whole file (Rust impls, JS export lists). */
@@ -128,7 +129,7 @@ function walk(tree: Parser.Tree, spec: LanguageSpec, ctx: Context): void {
   try {
     for (;;) {
       const type = cursor.nodeType;
-      const handler = spec.handlers[type];
+      const handler = spec.handlers.get(type);
       let descend = true;
       if (handler !== undefined) descend = handler(cursor.currentNode, ctx) !== false;
       else if (spec.skip.has(type)) descend = false;
@@ -180,6 +181,8 @@ interface Frame {
   /** Functions defined directly inside are methods. */
   isType: boolean;
   symbol: SymbolRecord | null;
+  /** The innermost symbol around, this frame's own or, for a scope that is not a symbol, its parent's. */
+  enclosing: SymbolRecord | null;
   /** For scopes that are not symbols (Rust impls, anonymous classes): whether their members can be visible at all. */
   exported: boolean;
   /** The kind of type scope: members of an interface or trait are public without saying so. */
@@ -209,6 +212,7 @@ class Context {
     path: [],
     isType: false,
     symbol: null,
+    enclosing: null,
     exported: true,
     kind: null,
   };
@@ -224,7 +228,7 @@ class Context {
 
   /** Inside a function body (where definitions are local and never exported). */
   get inFunction(): boolean {
-    const kind = this.frame.symbol?.kind;
+    const kind = this.frame.enclosing?.kind;
     return kind === 'function' || kind === 'method';
   }
 
@@ -241,7 +245,7 @@ class Context {
     }
     const kind: SymbolKind = def.kind === 'function' && parent.isType ? 'method' : def.kind;
     const qualifier = def.owner ? [...parent.path, def.owner] : parent.path;
-    const start = (def.outer ?? node).startPosition.row;
+    const start = withLeadingAttributes(def.outer ?? node).startPosition.row;
     const symbol: SymbolRecord = {
       name: def.name,
       qualifiedName: [...qualifier, def.name].join('.'),
@@ -253,7 +257,7 @@ class Context {
       extends: def.extends ?? [],
       implements: def.implements ?? [],
       exported: def.exported,
-      parent: parent.symbol,
+      parent: parent.enclosing,
       topLevel: parent === this.root,
     };
     this.symbols.push(symbol);
@@ -263,6 +267,7 @@ class Context {
       path: [...qualifier, def.name],
       isType: kind !== 'function' && kind !== 'method',
       symbol,
+      enclosing: symbol,
       exported: def.exported,
       kind,
     });
@@ -277,6 +282,7 @@ class Context {
       path: opts.name ? [...parent.path, opts.name] : parent.path,
       isType: opts.isType,
       symbol: null,
+      enclosing: parent.enclosing,
       exported: opts.exported,
       kind: opts.kind,
     });
@@ -325,6 +331,19 @@ class Context {
 function lastRow(node: Node): number {
   const end = node.endPosition;
   return end.column === 0 && end.row > node.startPosition.row ? end.row - 1 : end.row;
+}
+
+/**
+ * Decorators of a TS class member and Rust attributes (`#[derive]`) are the
+ * definition's previous siblings rather than its children: the symbol starts
+ * at the first of them, as it does where the grammar nests them.
+ */
+function withLeadingAttributes(node: Node): Node {
+  let first = node;
+  for (let prev = node.previousNamedSibling; prev && (prev.type === 'decorator' || prev.type === 'attribute_item'); prev = prev.previousNamedSibling) {
+    first = prev;
+  }
+  return first;
 }
 
 function field(node: Node, name: string): string | null {
@@ -696,7 +715,7 @@ const JS_HANDLERS: Record<string, Handler> = {
 };
 
 const JS_SPEC: LanguageSpec = {
-  handlers: JS_HANDLERS,
+  handlers: new Map(Object.entries(JS_HANDLERS)),
   skip: new Set(['comment', 'string', 'regex', 'type_annotation', 'type_arguments', 'type_parameters']),
   finish: jsFinish,
 };
@@ -716,7 +735,7 @@ function pyOuter(node: Node): Node | null {
 }
 
 const PYTHON_SPEC: LanguageSpec = {
-  handlers: {
+  handlers: new Map(Object.entries<Handler>({
     function_definition: (node, ctx) => {
       const name = field(node, 'name');
       ctx.define(node, {
@@ -764,7 +783,7 @@ const PYTHON_SPEC: LanguageSpec = {
       ctx.addImport(node, '__future__', node.childrenForFieldName('name').map((n) => n.text));
       return false;
     },
-  },
+  })),
   skip: new Set(['comment', 'type']),
 };
 
@@ -825,7 +844,7 @@ function goTypeSpec(node: Node, ctx: Context): boolean {
 }
 
 const GO_SPEC: LanguageSpec = {
-  handlers: {
+  handlers: new Map(Object.entries<Handler>({
     function_declaration: (node, ctx) => {
       const name = field(node, 'name');
       ctx.define(node, { name, kind: 'function', exported: goExported(name) });
@@ -859,7 +878,7 @@ const GO_SPEC: LanguageSpec = {
       }
       return false;
     },
-  },
+  })),
   skip: new Set(['comment', 'interpreted_string_literal', 'raw_string_literal']),
 };
 
@@ -922,7 +941,7 @@ function javaCreatedType(type: Node | null): string | null {
 }
 
 const JAVA_SPEC: LanguageSpec = {
-  handlers: {
+  handlers: new Map(Object.entries<Handler>({
     class_declaration: javaType('class'),
     record_declaration: javaType('class'),
     interface_declaration: javaType('interface'),
@@ -949,7 +968,7 @@ const JAVA_SPEC: LanguageSpec = {
       else ctx.addImport(node, path, [path.slice(dot + 1)]);
       return false;
     },
-  },
+  })),
   skip: new Set(['line_comment', 'block_comment', 'string_literal', 'package_declaration']),
 };
 
@@ -1052,7 +1071,7 @@ function rustUseLeaves(node: Node | null, prefix: string[], out: UseLeaf[], dept
 }
 
 const RUST_SPEC: LanguageSpec = {
-  handlers: {
+  handlers: new Map(Object.entries<Handler>({
     function_item: (node, ctx) => {
       // Items of a trait, and of a trait's impl, are as visible as the trait.
       const inherits = ctx.frame.kind === 'trait' || (ctx.frame.kind === 'impl' && ctx.frame.exported);
@@ -1095,7 +1114,7 @@ const RUST_SPEC: LanguageSpec = {
       ctx.addImport(node, field(node, 'name'), ['*']);
       return false;
     },
-  },
+  })),
   skip: new Set(['line_comment', 'block_comment', 'string_literal', 'raw_string_literal', 'attribute_item']),
   finish: (ctx) => {
     // `impl Trait for Type` sits apart from `struct Type`: join them when both are in this file.
@@ -1159,7 +1178,7 @@ function csName(node: Node | null): string | null {
 }
 
 const CSHARP_SPEC: LanguageSpec = {
-  handlers: {
+  handlers: new Map(Object.entries<Handler>({
     class_declaration: csType('class'),
     record_declaration: csType('class'),
     struct_declaration: csType('struct'),
@@ -1188,7 +1207,7 @@ const CSHARP_SPEC: LanguageSpec = {
       ctx.addImport(node, target?.text.replace(/\s+/g, ''), [alias ? (alias.firstNamedChild?.text ?? '*') : '*']);
       return false;
     },
-  },
+  })),
   skip: new Set(['comment', 'string_literal', 'verbatim_string_literal', 'attribute_list']),
 };
 

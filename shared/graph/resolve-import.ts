@@ -59,10 +59,12 @@ export function createImportResolver(opts: ImportResolverOptions): ImportResolve
   /** Last segment of a directory holding .java files → those directories. */
   const javaDirsByLast = new Map<string, string[]>();
   const javaDirFiles = new Map<string, string[]>();
+  let hasSrcRoot = false;
 
   for (const raw of opts.files) {
     const file = raw.replace(/^\.\//, '');
     files.add(file);
+    if (file.startsWith('src/')) hasSrcRoot = true;
     const slash = file.lastIndexOf('/');
     const dir = slash < 0 ? '' : file.slice(0, slash);
     const base = file.slice(slash + 1);
@@ -78,9 +80,6 @@ export function createImportResolver(opts: ImportResolverOptions): ImportResolve
 
   const tsconfigs = loadTsconfigs(opts.tsconfigs ?? []);
   const goModules = loadGoModules(opts.goModules ?? []);
-  const hasSrcRoot = [...files].some((f) => f.startsWith('src/'));
-
-  const exists = (p: string | null): p is string => p !== null && files.has(p);
 
   // --- TypeScript / JavaScript ---------------------------------------------
 

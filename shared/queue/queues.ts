@@ -2,6 +2,7 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { UnrecoverableError } from 'bullmq';
 import type { z } from 'zod';
+import { withTimeout } from '../errors.ts';
 import { JOBS, type JobName } from './jobs.ts';
 import { QUEUE_NAMES, type JobSpec, type QueueName } from './registry.ts';
 
@@ -34,7 +35,8 @@ export function createQueues(connection: Redis, prefix: string): QueueRegistry {
       return { id: job.id!, queue: spec.queue };
     },
     async close() {
-      await Promise.allSettled(Object.values(queues).map((q) => q.close()));
+      // Queue.close waits on Redis; with Redis down it would wait forever, so it gets a few seconds.
+      await Promise.allSettled(Object.values(queues).map((q) => withTimeout(q.close(), 3000, `queue ${q.name}`).catch(() => void q.disconnect().catch(() => undefined))));
     },
   };
 }

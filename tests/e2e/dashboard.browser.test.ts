@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -22,7 +22,6 @@ describe.skipIf(!existsSync(CHROMIUM))('Bull Board dashboard in a real browser',
   let jobId = '';
   let adminToken = '';
   let readerToken = '';
-  const profile = mkdtempSync(path.join(tmpdir(), 'pk-chromium-'));
 
   beforeAll(async () => {
     t = await openTestPlatform();
@@ -46,7 +45,7 @@ describe.skipIf(!existsSync(CHROMIUM))('Bull Board dashboard in a real browser',
       executablePath: CHROMIUM,
       headless: true,
       // Root in CI, and a closed network: no sandbox, no background traffic to hosts that cannot be reached.
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`],
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
   });
 
@@ -55,7 +54,6 @@ describe.skipIf(!existsSync(CHROMIUM))('Bull Board dashboard in a real browser',
     await app?.close();
     await t?.cleanup();
     repo?.cleanup();
-    rmSync(profile, { recursive: true, force: true });
   });
 
   it('is closed to a browser without a session', async () => {

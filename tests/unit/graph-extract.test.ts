@@ -163,6 +163,31 @@ export default g;
   });
 });
 
+describe('decorators', () => {
+  it('start a symbol at its first decorator, whether the grammar nests it or not', async () => {
+    const g = await extract(
+      'typescript',
+      `
+@Component({ selector: 'x' })
+export class Panel {
+  @Input() name = make();
+
+  @HostListener('click')
+  @Throttle(100)
+  onClick() { go(); }
+}
+`,
+    );
+    expect(rows(g)).toEqual([
+      ['Panel', 'class', 1, 8, true],
+      ['Panel.onClick', 'method', 5, 7, true],
+    ]);
+    // Decorators run when the class is defined: they are the enclosing scope's calls.
+    expect(calls(g)).toEqual({ Panel: ['Input', 'make', 'HostListener', 'Throttle'], 'Panel.onClick': ['go'] });
+    expect(g.topLevelCalls).toEqual(['Component']);
+  });
+});
+
 describe('TSX', () => {
   it('counts rendering a component as calling it, and a wrapped module-level arrow as a function', async () => {
     const g = await extract(
@@ -575,6 +600,7 @@ impl<T> Cache<T> {
     fn private(&self) { println!("{}", fmt(1)); }
 }
 
+#[derive(Debug)]
 enum Mode { On }
 `,
     );
@@ -585,7 +611,7 @@ enum Mode { On }
       ['Cache.get', 'method', 13, 13, true],
       ['Cache.new', 'method', 17, 17, true],
       ['Cache.private', 'method', 18, 18, false],
-      ['Mode', 'enum', 21, 21, false],
+      ['Mode', 'enum', 21, 22, false],
     ]);
     expect(calls(g)).toEqual({
       Cache: [],

@@ -1,0 +1,64 @@
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { ConfigError, loadConfig, loadDotEnv } from '../shared/config/config.ts';
+import { migrateDatabase } from '../shared/db/migrate.ts';
+import { createGraphQueryService } from '../shared/graph/graph-query.service.ts';
+import { createRepositoryService } from '../shared/indexing/repository.service.ts';
+import { createLogger } from '../shared/logger.ts';
+import { createPlatform } from '../shared/platform.ts';
+import { createJobStatusService } from '../shared/queue/job-status.service.ts';
+import { createSearchService } from '../shared/search/hybrid-search.ts';
+import { createShutdown, onSignals } from '../shared/shutdown.ts';
+import { createMcpServer } from './server.ts';
+
+/**
+ * Composition root of the MCP server over stdio, as IDE agents spawn it.
+ * stdout carries the protocol and nothing else: logs go to stderr, and so
+ * does any stray console.log from a dependency.
+ */
+async function main(): Promise<void> {
+  console.log = console.error;
+  console.info = console.error;
+  loadDotEnv();
+  const config = loadConfig();
+  const logger = createLogger(config, { name: 'mcp-stdio', destination: 2 });
+  // The process that starts first on a fresh database brings it up to date (under a lock, so racing the API is safe).
+  await migrateDatabase({ databaseUrl: config.databaseUrl, schema: config.databaseSchema }, logger);
+  const platform = createPlatform(config, logger);
+
+  // Whoever can spawn this process can read its config: it acts for the local user, who may read and index.
+  // TODO(config): switch to `config.mcpStdioInstances` (MCP_STDIO_INSTANCES, default every instance) once shared/config has it.
+  const stdioInstances = config.instances;
+  const server = createMcpServer({
+    platform,
+    search: createSearchService(platform),
+    graph: createGraphQueryService(platform),
+    repos: createRepositoryService(platform),
+    jobs: createJobStatusService(platform),
+    principal: { name: 'stdio', scopes: ['read', 'write'], instances: stdioInstances },
+    logger,
+  });
+
+  const shutdown = createShutdown(
+    logger,
+    [
+      { name: 'mcp', run: () => server.close() },
+      { name: 'queues and stores', run: () => platform.close() },
+    ],
+    config.shutdownTimeoutMs,
+  );
+  onSignals(logger, shutdown);
+  // The client closing our stdin is how an IDE ends the session; no signal follows.
+  const stop = () => void shutdown().then(() => process.exit(0));
+  process.stdin.once('end', stop);
+  process.stdin.once('close', stop);
+
+  await server.connect(new StdioServerTransport());
+  logger.info({ instances: stdioInstances }, 'mcp server listening on stdio');
+}
+
+main().catch((err) => {
+  process.stderr.write(
+    err instanceof ConfigError ? `${err.message}\n` : `mcp failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
+  process.exit(1);
+});
