@@ -58,6 +58,23 @@ function hijack(reply: FastifyReply): void {
 }
 
 /**
+ * Hands the raw response to an SDK transport. Once hijacked, Fastify's error
+ * handler can no longer answer, so a transport that throws is answered here.
+ */
+async function handOver(request: FastifyRequest, reply: FastifyReply, handle: () => Promise<void>): Promise<FastifyReply> {
+  hijack(reply);
+  try {
+    await handle();
+  } catch (err) {
+    request.log.error({ err }, 'mcp transport failed');
+    const res = reply.raw;
+    if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+    if (!res.writableEnded) res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'Internal error' }, id: null }));
+  }
+  return reply;
+}
+
+/**
  * MCP over HTTP on the API server: Streamable HTTP at /mcp (POST, GET,
  * DELETE; sessions keyed by Mcp-Session-Id) and the legacy SSE transport at
  * GET /sse + POST /messages?sessionId=…. Every request needs a token with the
@@ -71,9 +88,9 @@ export const mcpHttpRoutes: FastifyPluginAsync<McpHttpOptions> = async (app, opt
   const sessions = new Map<string, Session>();
   // As onRequest (the auth plugin's preferred place): a request without a valid token is refused before its body is read.
   const read: AuthHook = app.requireScope('read');
-  // The SDK checks Origin too (after auth, inside the transport); the hook below answers first, for every route here.
+  // Defence in depth: the SDK transports check Origin again; the hook below answers first, before auth, on every route here.
   const transportGuard = { allowedOrigins, enableDnsRebindingProtection: allowedOrigins.length > 0 };
-  // Encapsulated: only the schemas of these routes are compiled with zod.
+  // The schemas below are zod: compiled here (encapsulated) so the plugin does not depend on what its parent app set.
   app.setValidatorCompiler(validatorCompiler);
 
   /**
@@ -148,9 +165,8 @@ export const mcpHttpRoutes: FastifyPluginAsync<McpHttpOptions> = async (app, opt
       if (id) {
         const session = sessionOf(request, id, 'streamable');
         if (!session) return rpcError(reply, 404, 'Session not found: start a new session with initialize', -32001);
-        hijack(reply);
-        await (session.transport as StreamableHTTPServerTransport).handleRequest(request.raw, reply.raw, request.body);
-        return reply;
+        const transport = session.transport as StreamableHTTPServerTransport;
+        return handOver(request, reply, () => transport.handleRequest(request.raw, reply.raw, request.body));
       }
       if (!isInitializeRequest(request.body)) {
         return rpcError(reply, 400, 'Bad Request: send the Mcp-Session-Id header, or initialize to open a session');
@@ -172,8 +188,7 @@ export const mcpHttpRoutes: FastifyPluginAsync<McpHttpOptions> = async (app, opt
         if (transport.sessionId) void drop(transport.sessionId);
       };
       await server.connect(transport);
-      hijack(reply);
-      await transport.handleRequest(request.raw, reply.raw, request.body);
+      await handOver(request, reply, () => transport.handleRequest(request.raw, reply.raw, request.body));
       // An initialize the transport rejected never got a session: nothing else will close this server.
       if (!transport.sessionId || !sessions.has(transport.sessionId)) await server.close().catch(() => undefined);
       return reply;
@@ -191,9 +206,8 @@ export const mcpHttpRoutes: FastifyPluginAsync<McpHttpOptions> = async (app, opt
         if (!id) return rpcError(reply, 400, 'Bad Request: Mcp-Session-Id header required');
         const session = sessionOf(request, id, 'streamable');
         if (!session) return rpcError(reply, 404, 'Session not found', -32001);
-        hijack(reply);
-        await (session.transport as StreamableHTTPServerTransport).handleRequest(request.raw, reply.raw);
-        return reply;
+        const transport = session.transport as StreamableHTTPServerTransport;
+        return handOver(request, reply, () => transport.handleRequest(request.raw, reply.raw));
       },
     });
   }
@@ -241,9 +255,8 @@ export const mcpHttpRoutes: FastifyPluginAsync<McpHttpOptions> = async (app, opt
       const { sessionId } = request.query as { sessionId: string };
       const session = sessionOf(request, sessionId, 'sse');
       if (!session) return reply.status(404).send({ error: 'session_not_found', message: `no SSE session ${sessionId}: open one with GET /sse` });
-      hijack(reply);
-      await (session.transport as SSEServerTransport).handlePostMessage(request.raw, reply.raw, request.body);
-      return reply;
+      const transport = session.transport as SSEServerTransport;
+      return handOver(request, reply, () => transport.handlePostMessage(request.raw, reply.raw, request.body));
     },
   );
 };

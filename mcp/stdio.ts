@@ -26,8 +26,7 @@ async function main(): Promise<void> {
   const platform = createPlatform(config, logger);
 
   // Whoever can spawn this process can read its config: it acts for the local user, who may read and index.
-  // TODO(config): switch to `config.mcpStdioInstances` (MCP_STDIO_INSTANCES, default every instance) once shared/config has it.
-  const stdioInstances = config.instances;
+  const stdioInstances = config.mcpStdioInstances;
   const server = createMcpServer({
     platform,
     search: createSearchService(platform),

@@ -24,6 +24,12 @@ registerTestCommand(program);
 registerIndexCommands(program);
 registerGraphCommands(program);
 registerTokenCommands(program);
+program
+  .command('mcp')
+  .description('run the MCP server over stdio (for IDE agents); logs go to stderr')
+  .action(async () => {
+    await import('../mcp/stdio.ts');
+  });
 
 try {
   await program.parseAsync(process.argv);

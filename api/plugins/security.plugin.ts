@@ -4,6 +4,7 @@ import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
+import { AppError } from '../../shared/errors.ts';
 
 export interface SecurityOptions {
   corsOrigins: string[];
@@ -56,10 +57,8 @@ export async function registerSecurity(app: FastifyInstance, options: SecurityOp
     nameSpace: `${options.queuePrefix}:ratelimit:`,
     skipOnError: true,
     allowList: (request) => request.url === '/health',
-    errorResponseBuilder: (_request, context) => ({
-      statusCode: 429,
-      error: 'rate_limited',
-      message: `too many requests: limit is ${context.max} per ${context.after}; retry in ${Math.ceil(context.ttl / 1000)} s`,
-    }),
+    // Thrown into the API's error handler, which answers in the one error shape.
+    errorResponseBuilder: (_request, context) =>
+      new AppError(429, 'rate_limited', `too many requests: limit is ${context.max} per ${context.after}; retry in ${Math.ceil(context.ttl / 1000)} s`),
   });
 }

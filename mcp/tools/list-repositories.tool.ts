@@ -57,7 +57,12 @@ export const listRepositoriesTool = defineTool({
       })),
     }));
     if (repositories.length === 0) {
-      return { text: 'No repositories yet. Register one with index_repository (a Git URL).', data: { repositories } };
+      const canIndex = ctx.principal.scopes.includes('write') || ctx.principal.scopes.includes('admin');
+      const where = input.instance ? `instance ${input.instance}` : `your instances (${ctx.instances.join(', ')})`;
+      return {
+        text: `No repositories in ${where} yet.${canIndex ? ' Register one with index_repository (a Git URL).' : ''}`,
+        data: { repositories },
+      };
     }
     const lines = [`${plural(repositories.length, 'repository')}:`];
     for (const r of repositories) {

@@ -35,6 +35,10 @@ export const envSchema = z.object({
     .default('private,work,public')
     .transform((v) => [...new Set(v.split(',').map((x) => x.trim()).filter(Boolean))])
     .pipe(z.array(z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, 'instance names are lower-case letters, digits, _ or -')).min(1)),
+  MCP_STDIO_INSTANCES: z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((x) => x.trim()).filter(Boolean)),
   ADMIN_TOKEN_FILE: z
     .string()
     .transform((v) => (v === '' ? undefined : v))
@@ -128,6 +132,8 @@ export interface Config extends StoreUrls {
   /** Instances every repository belongs to one of; tokens name the ones they may use. */
   instances: string[];
   adminTokenFile: string | undefined;
+  /** Instances the stdio MCP server serves (it has no token to say). */
+  mcpStdioInstances: string[];
   http: { corsOrigins: string[]; rateLimitPerMinute: number; rateLimitAnonymousPerMinute: number; bodyLimitBytes: number };
   webhookSecret: string | undefined;
   /** Serve /metrics on this separate port (loopback) instead of the API port. */
@@ -231,12 +237,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const neo4jFromStack = !e.NEO4J_URI && stack.neo4j;
   const neo4jPassword = e.NEO4J_PASSWORD ?? (neo4jFromStack ? stack.neo4j?.password : undefined);
   if (neo4jPassword === undefined && neo4jUri) problems.push('NEO4J_PASSWORD is not set (required with NEO4J_URI)');
+  const unknownStdio = e.MCP_STDIO_INSTANCES.filter((i) => !e.INSTANCES.includes(i));
+  if (unknownStdio.length > 0) problems.push(`MCP_STDIO_INSTANCES: unknown instance(s) ${unknownStdio.join(', ')} (INSTANCES is ${e.INSTANCES.join(',')})`);
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
     env: e.NODE_ENV,
     instances: e.INSTANCES,
     adminTokenFile: e.ADMIN_TOKEN_FILE,
+    mcpStdioInstances: e.MCP_STDIO_INSTANCES.length > 0 ? e.MCP_STDIO_INSTANCES : e.INSTANCES,
     http: {
       corsOrigins: e.CORS_ORIGINS,
       rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,

@@ -313,6 +313,34 @@ describe('protection', () => {
     expect(res.headers['access-control-allow-origin']).toBeUndefined();
   });
 
+  it('rate-limits per token and per IP with 429 and Retry-After', async () => {
+    const limited = await buildApp({
+      logger: silentLogger,
+      platform: { ...t.platform, config: { ...t.config, http: { ...t.config.http, rateLimitPerMinute: 3, rateLimitAnonymousPerMinute: 2 } } },
+    });
+    try {
+      const service = createTokenService(t.platform.stores.postgres, { instances: t.config.instances });
+      const token = (await service.create({ name: 'rate-limited', scopes: ['read'], instances: ['work'] })).token;
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        statuses.push((await limited.inject({ method: 'GET', url: '/api/v1/instances', headers: { authorization: `Bearer ${token}` } })).statusCode);
+      }
+      expect(statuses).toEqual([200, 200, 200, 429]);
+      const over = await limited.inject({ method: 'GET', url: '/api/v1/instances', headers: { authorization: `Bearer ${token}` } });
+      expect(over.json()).toMatchObject({ error: 'rate_limited' });
+      expect(Number(over.headers['retry-after'])).toBeGreaterThan(0);
+
+      const anonymous = [];
+      for (let i = 0; i < 3; i++) anonymous.push((await limited.inject({ method: 'GET', url: '/api/v1/instances', remoteAddress: '10.9.9.9' })).statusCode);
+      expect(anonymous).toEqual([401, 401, 429]);
+      // Another client is not affected, and /health is never limited.
+      expect((await limited.inject({ method: 'GET', url: '/api/v1/instances', remoteAddress: '10.9.9.10' })).statusCode).toBe(401);
+      expect((await limited.inject({ method: 'GET', url: '/health', remoteAddress: '10.9.9.9' })).statusCode).toBe(200);
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('rejects bodies over the size limit', async () => {
     const res = await app.inject({
       method: 'POST',
