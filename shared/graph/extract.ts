@@ -56,6 +56,11 @@ export interface GraphExtractor {
    * content: a file that cannot be parsed yields an empty graph.
    */
   extract(input: { path: string; content: string; language: Language }): Promise<FileGraph | null>;
+  /**
+   * The graph from a tree someone already parsed (the chunker hands its tree
+   * over, so indexing parses each file once). The tree stays the caller's to free.
+   */
+  extractTree(tree: Parser.Tree, language: Language): FileGraph | null;
   /** Frees the parsers (wasm memory). */
   close(): void;
 }
@@ -76,7 +81,12 @@ export function createGraphExtractor(): GraphExtractor {
     return extractWith(parser, SPECS[input.language], input.content);
   }
 
-  return { extract, close: loader.close };
+  function extractTree(tree: Parser.Tree, language: Language): FileGraph | null {
+    if (!hasGraphSupport(language)) return null;
+    return walkTree(tree, SPECS[language]);
+  }
+
+  return { extract, extractTree, close: loader.close };
 }
 
 function emptyGraph(): FileGraph {
@@ -94,6 +104,14 @@ function extractWith(parser: Parser, spec: LanguageSpec, content: string): FileG
     return emptyGraph();
   }
   try {
+    return walkTree(tree, spec);
+  } finally {
+    tree.delete();
+  }
+}
+
+function walkTree(tree: Parser.Tree, spec: LanguageSpec): FileGraph {
+  try {
     const ctx = new Context();
     walk(tree, spec, ctx);
     spec.finish?.(ctx);
@@ -101,8 +119,6 @@ function extractWith(parser: Parser, spec: LanguageSpec, content: string): FileG
   } catch {
     // One odd file must not fail a whole indexing batch.
     return emptyGraph();
-  } finally {
-    tree.delete();
   }
 }
 

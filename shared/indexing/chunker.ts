@@ -48,6 +48,12 @@ export interface ChunkInput {
   content: string;
   /** Told from the path when undefined. */
   language: Language | undefined;
+  /**
+   * Called with the file's syntax tree before it is freed, so other readers of
+   * the same file (the code-graph extractor) need not parse it again. Not
+   * called for files without a grammar or whose parse failed.
+   */
+  withTree?: (tree: Parser.Tree) => void;
 }
 
 export interface ChunkerOptions {
@@ -142,7 +148,7 @@ export async function createChunker(opts: ChunkerOptions = {}): Promise<Chunker>
     } else if (hasGrammar(language)) {
       const grammar = grammarFor(language, input.path);
       const parser = await parserFor(grammar);
-      if (!chunkSyntax(parser, SPECS[grammar], content, lines, emitter, options.minChunkChars)) {
+      if (!chunkSyntax(parser, SPECS[grammar], content, lines, emitter, options.minChunkChars, input.withTree)) {
         emitter.reset();
         emitter.windows(0, lines.count - 1, { kind: 'window', symbol: null });
       }
@@ -184,6 +190,7 @@ function chunkSyntax(
   lines: Lines,
   emitter: Emitter,
   minChars: number,
+  withTree?: (tree: Parser.Tree) => void,
 ): boolean {
   let tree: Parser.Tree;
   try {
@@ -198,6 +205,12 @@ function chunkSyntax(
     builder.addNodes(tree.rootNode.children);
     builder.finish(lines.count - 1);
     emitter.emitLevel(builder.items, { kind: 'block', symbol: null }, 0);
+    // A reader of the tree failing must not cost the file its chunks.
+    try {
+      withTree?.(tree);
+    } catch {
+      // its own fallback applies
+    }
     return true;
   } catch {
     // One odd file must not fail a whole indexing batch: it is windowed like

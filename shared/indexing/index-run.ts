@@ -9,6 +9,7 @@ import type { Chunker } from './chunker.ts';
 import { createFileFilter } from './file-filter.ts';
 import { detectLanguage, type Language } from './language.ts';
 import { createImportResolver } from '../graph/resolve-import.ts';
+import type Parser from 'web-tree-sitter';
 import type { FileGraph, GraphExtractor } from '../graph/extract.ts';
 
 export type { GraphExtractor };
@@ -222,7 +223,14 @@ export async function prepareRun(
       }
       const language = detectLanguage(entry.path) ?? null;
       const text = decoder.decode(bytes);
-      const pieces = await deps.chunker.chunk({ path: entry.path, content: text, language: language ?? undefined });
+      let extracted = null as FileGraph | null;
+      const pieces = await deps.chunker.chunk({
+        path: entry.path,
+        content: text,
+        language: language ?? undefined,
+        // One parse per file: the graph is read from the chunker's tree before it is freed.
+        ...(deps.graph && language ? { withTree: (tree: Parser.Tree) => void (extracted = deps.graph!.extractTree(tree, language)) } : {}),
+      });
       const seen = new Set<string>();
       let ordinal = 0;
       for (const piece of pieces) {
@@ -251,7 +259,6 @@ export async function prepareRun(
       }
       progress.chunks += ordinal;
       if (deps.graph && resolver && language) {
-        const extracted = await deps.graph.extract({ path: entry.path, content: text, language });
         if (extracted) {
           graphRows.push({
             path: entry.path,
