@@ -292,6 +292,8 @@ interface CpuSnapshot {
   machineBusyTicks: number;
   machineTotalTicks: number;
   seconds: Record<string, number>;
+  /** CPU ticks of every process outside the groups, to name what else ran. */
+  others: Map<number, number>;
 }
 
 function machineTicks(): { busy: number; total: number } {
@@ -335,18 +337,22 @@ function cpuSnapshot(label: string, groups: CpuGroup[]): CpuSnapshot {
   const children = new Map<number, number[]>();
   for (const [pid, p] of table) children.set(p.ppid, [...(children.get(p.ppid) ?? []), pid]);
   const seconds: Record<string, number> = {};
+  const counted = new Set<number>();
   for (const g of groups) {
     let ticks = 0;
     const stack = [g.pid];
     while (stack.length > 0) {
       const pid = stack.pop()!;
+      counted.add(pid);
       ticks += table.get(pid)?.ticks ?? 0;
       if (g.withDescendants) stack.push(...(children.get(pid) ?? []));
     }
     seconds[g.name] = ticks / CLOCK_TICKS;
   }
+  const others = new Map<number, number>();
+  for (const [pid, p] of table) if (!counted.has(pid)) others.set(pid, p.ticks);
   const m = machineTicks();
-  return { label, at: Date.now(), machineBusyTicks: m.busy, machineTotalTicks: m.total, seconds };
+  return { label, at: Date.now(), machineBusyTicks: m.busy, machineTotalTicks: m.total, seconds, others };
 }
 
 interface PhaseReport {
@@ -355,6 +361,16 @@ interface PhaseReport {
   /** Average cores in use by each process group over the phase (2.0 = both cores of this machine). */
   cores: Record<string, number>;
   machineBusyPercent: number;
+  /** The busiest processes outside the groups (someone else's work on a shared machine), in cores. */
+  topOthers: Array<{ pid: number; command: string; cores: number }>;
+}
+
+function commandOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim().slice(0, 80) || readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '(exited)';
+  }
 }
 
 function phaseReports(snapshots: CpuSnapshot[]): PhaseReport[] {
@@ -369,14 +385,38 @@ function phaseReports(snapshots: CpuSnapshot[]): PhaseReport[] {
     // The machine may be shared: whatever the listed processes did not use was used by someone else.
     const machineCores = total > 0 ? ((b.machineBusyTicks - a.machineBusyTicks) / total) * os.cpus().length : 0;
     cores.other = round(Math.max(0, machineCores - Object.values(cores).reduce((x, y) => x + y, 0)), 2);
+    const topOthers = [...b.others]
+      .map(([pid, ticks]) => ({ pid, cores: (ticks - (a.others.get(pid) ?? ticks)) / CLOCK_TICKS / wallS }))
+      .filter((o) => o.cores >= 0.05)
+      .sort((x, y) => y.cores - x.cores)
+      .slice(0, 3)
+      .map((o) => ({ pid: o.pid, command: commandOf(o.pid), cores: round(o.cores, 2) }));
     out.push({
       phase: `${a.label} → ${b.label}`,
       wallMs: b.at - a.at,
       cores,
       machineBusyPercent: total > 0 ? round((100 * (b.machineBusyTicks - a.machineBusyTicks)) / total, 1) : 0,
+      topOthers,
     });
   }
   return out;
+}
+
+/**
+ * Cores used by each group, second by second: phases that run several stores
+ * in turn (publish writes Neo4j, then Postgres) show which one takes how long.
+ */
+function cpuTimeline(groups: CpuGroup[], everyMs = 1000) {
+  const snapshots: CpuSnapshot[] = [cpuSnapshot('0', groups)];
+  const started = snapshots[0]!.at;
+  const timer = setInterval(() => snapshots.push(cpuSnapshot(String(Date.now() - started), groups)), everyMs);
+  timer.unref();
+  return {
+    stop(): Array<{ atMs: number; cores: Record<string, number> }> {
+      clearInterval(timer);
+      return phaseReports(snapshots).map((p, i) => ({ atMs: snapshots[i + 1]!.at - started, cores: p.cores }));
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------
@@ -439,6 +479,7 @@ async function watchIndexJob(
 interface ChildSummary {
   queue: string;
   jobs: number;
+  /** Children with a failed attempt, whether or not a retry then succeeded. */
   failed: number;
   /** From the first child starting to the last one finishing. */
   spanMs: number;
@@ -448,6 +489,8 @@ interface ChildSummary {
   lastFinishedAt: number | null;
   /** Sum of every numeric field of the children's return values (`embedded`, `cached`, `chunks`, …). */
   totals: Record<string, number>;
+  /** Why attempts failed (a child retried to success keeps its last failure reason). */
+  failureReasons: string[];
 }
 
 /** The child jobs of one run (embedding batches and whatever else the run fanned out), found by their `runId`. */
@@ -461,8 +504,12 @@ async function childrenOf(platform: Platform, runId: string): Promise<ChildSumma
     let first = Infinity;
     let last = -Infinity;
     let failed = 0;
+    const reasons = new Set<string>();
     for (const j of jobs) {
-      if (j.failedReason) failed++;
+      if (j.failedReason) {
+        failed++;
+        reasons.add(j.failedReason.slice(0, 300));
+      }
       if (j.processedOn && j.finishedOn) {
         busyMs += j.finishedOn - j.processedOn;
         first = Math.min(first, j.processedOn);
@@ -481,6 +528,7 @@ async function childrenOf(platform: Platform, runId: string): Promise<ChildSumma
       firstStartedAt: Number.isFinite(first) ? first : null,
       lastFinishedAt: Number.isFinite(last) ? last : null,
       totals,
+      failureReasons: [...reasons].slice(0, 5),
     });
   }
   return out;
@@ -901,12 +949,14 @@ async function main(): Promise<void> {
     const quiet = await waitForQuietMachine();
     // (1) + (2): the first full index, watched phase by phase.
     log('full index…');
+    const timeline = cpuTimeline(groups);
     const snapshots: CpuSnapshot[] = [];
     const full = await measureFullIndex(ctx, corpus, (label) => {
       rss.setPhase(label);
       snapshots.push(cpuSnapshot(label, groups));
     });
     const phases = phaseReports(snapshots);
+    const cpuSeconds = timeline.stop();
     rss.setPhase('after full index');
     log(`full index: ${full.files} files, ${full.chunks} chunks in ${full.wallMs} ms (${full.filesPerSecond} files/s)`);
 
@@ -971,7 +1021,7 @@ async function main(): Promise<void> {
         buildMs: Math.round(corpus.buildMs),
       },
       targets,
-      fullIndex: { ...full, phases },
+      fullIndex: { ...full, phases, cpuTimeline: cpuSeconds },
       peakWorkerRss: {
         vmHwmMb: round(vmHwmKb / 1024),
         sampledPeakMb: round(rssStats.peakKb / 1024),
@@ -1007,8 +1057,14 @@ async function main(): Promise<void> {
     ];
     const cpuNames = [...groups.map((g) => g.name), 'other'];
     const phaseRows = [
-      ['phase', 'wall ms', ...cpuNames.map((n) => `${n} cores`), 'machine busy'],
-      ...phases.map((p) => [p.phase, String(p.wallMs), ...cpuNames.map((n) => String(p.cores[n] ?? '')), `${p.machineBusyPercent}%`]),
+      ['phase', 'wall ms', ...cpuNames.map((n) => `${n} cores`), 'machine busy', 'busiest other process'],
+      ...phases.map((p) => [
+        p.phase,
+        String(p.wallMs),
+        ...cpuNames.map((n) => String(p.cores[n] ?? '')),
+        `${p.machineBusyPercent}%`,
+        p.topOthers[0] ? `${p.topOthers[0].command.slice(0, 40)} (${p.topOthers[0].cores})` : '',
+      ]),
     ];
     const stageRows = stages
       ? [

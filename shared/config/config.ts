@@ -1,5 +1,22 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The checkout (or installed package) this code runs from: the nearest folder
+ * above this file with our package.json. Relative data paths resolve against
+ * it, so an IDE that starts the MCP server from any folder finds the same
+ * local stack as `npm start`.
+ */
+export const PACKAGE_ROOT = ((): string => {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (dir !== path.dirname(dir)) {
+    const manifest = path.join(dir, 'package.json');
+    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'personal-knowledge-mcp') return dir;
+    dir = path.dirname(dir);
+  }
+  return process.cwd();
+})();
 import { z } from 'zod';
 
 /**
@@ -185,10 +202,10 @@ export function parseEnv(env: NodeJS.ProcessEnv = process.env): Env {
 }
 
 /**
- * Reads `.env` from the working directory into `process.env` when present.
+ * Reads the checkout's `.env` into `process.env` when present.
  * Variables already set in the environment win over the file.
  */
-export function loadDotEnv(file = '.env'): void {
+export function loadDotEnv(file = path.join(PACKAGE_ROOT, '.env')): void {
   if (existsSync(file)) process.loadEnvFile(file);
 }
 
@@ -220,7 +237,7 @@ export function readStackState(dataDir: string): StackState | undefined {
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parseEnv(env);
-  const dataDir = path.resolve(e.PK_DATA_DIR);
+  const dataDir = path.resolve(PACKAGE_ROOT, e.PK_DATA_DIR);
   const stack = readStackState(dataDir)?.services ?? {};
   const problems: string[] = [];
   const pick = (name: string, fromEnv: string | undefined, fromStack: string | undefined) => {
@@ -272,7 +289,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerLockDurationMs: e.WORKER_LOCK_DURATION_MS,
     readyCheckTimeoutMs: e.READY_CHECK_TIMEOUT_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
-    workspaceDir: path.resolve(e.WORKSPACE_DIR ?? path.join(dataDir, 'workspaces')),
+    workspaceDir: path.resolve(PACKAGE_ROOT, e.WORKSPACE_DIR ?? path.join(dataDir, 'workspaces')),
     gitToken: e.GIT_TOKEN,
     index: { maxFileBytes: e.INDEX_MAX_FILE_BYTES, batchChunks: e.INDEX_BATCH_CHUNKS, maxChunkChars: e.CHUNK_MAX_CHARS },
     embedding: {
