@@ -868,7 +868,7 @@ function table(rows: string[][]): string {
 
 function markdownTable(rows: string[][]): string {
   const [head, ...body] = rows;
-  return [head!, head!.map(() => '---'), ...body].map((r) => `| ${r.join(' | ')} |`).join('\n');
+  return [head!, head!.map(() => '---'), ...body].map((r) => `| ${r.map((c) => c.replaceAll('|', '\\|')).join(' | ')} |`).join('\n');
 }
 
 function machineInfo() {

@@ -1,46 +1,10 @@
-import { z } from 'zod';
-import { commitRef, graphFields, pickSymbol, symbolLine, symbolRef } from './graph.schemas.ts';
-import { defineTool, plural } from './tool.ts';
+import { callGraphTool } from './call-graph.tool-factory.ts';
 
-export const getCallersTool = defineTool({
+export const getCallersTool = callGraphTool({
+  direction: 'callers',
   name: 'get_callers',
   title: 'Who calls a symbol',
-  description:
-    'Find the functions and methods that call a symbol (to a depth: callers of callers…), from the code graph. ' +
-    'Pass path when the name is defined in several files.',
-  inputSchema: z
-    .object({
-      symbol: z.string().min(1).max(500).describe('symbol name, or qualified name such as InvoiceService.markPaid'),
-      repository: graphFields.repository,
-      path: z.string().min(1).max(1000).optional().describe('only the symbol defined in this repository-relative file'),
-      depth: graphFields.depth,
-      limit: graphFields.limit,
-    })
-    .strict(),
-  outputSchema: z.object({
-    symbol: z.string(),
-    depth: z.number(),
-    matches: z.array(symbolRef).describe('the definitions the name matched'),
-    results: z.array(symbolRef.extend({ depth: z.number().describe('1: direct, 2: one step removed…') })),
-    commits: z.array(commitRef),
-  }),
-  annotations: { readOnlyHint: true, openWorldHint: false },
-
-  async handler(input, ctx) {
-    const found = await ctx.graph.callers(input.symbol, {
-      instances: ctx.instances,
-      ...(input.repository ? { repositories: [input.repository] } : {}),
-      ...(input.path ? { path: input.path.trim().replace(/^\.?\/+/, '') } : {}),
-      depth: input.depth ?? 1,
-      limit: input.limit ?? 50,
-    });
-    const matches = found.matches.map(pickSymbol);
-    const results = found.results.map((r) => ({ ...pickSymbol(r), depth: r.depth }));
-    const head = `Callers of "${found.symbol}" (depth ${found.depth}; ${plural(matches.length, 'definition')}: ${matches.map((m) => symbolLine(m)).join('; ')})`;
-    const text =
-      results.length === 0
-        ? `${head}: none — nothing in the indexed code calls it.`
-        : [`${head}:`, ...results.map((r) => `- ${symbolLine(r)}${found.depth > 1 ? ` (depth ${r.depth})` : ''}`)].join('\n');
-    return { text, data: { symbol: found.symbol, depth: found.depth, matches, results, commits: found.commits } };
-  },
+  description: 'Find the functions and methods that call a symbol (to a depth: callers of callers…), from the code graph.',
+  heading: 'Callers of',
+  none: 'nothing in the indexed code calls it.',
 });

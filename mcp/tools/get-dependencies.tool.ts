@@ -1,54 +1,10 @@
-import { z } from 'zod';
-import { graphFields } from './graph.schemas.ts';
-import { defineTool, shortSha } from './tool.ts';
+import { fileGraphTool } from './file-graph.tool-factory.ts';
 
-export const getDependenciesTool = defineTool({
+export const getDependenciesTool = fileGraphTool({
+  direction: 'dependencies',
   name: 'get_dependencies',
   title: 'What a file imports',
   description: 'List the files and external modules a file imports (to a depth: their imports too…), from the code graph.',
-  inputSchema: z
-    .object({
-      path: z.string().min(1).max(1000).describe('repository-relative file path, e.g. src/app.ts'),
-      repository: graphFields.repository.describe('repository of the file (needed when several have this path)'),
-      depth: graphFields.depth,
-      limit: graphFields.limit,
-    })
-    .strict(),
-  outputSchema: z.object({
-    repository: z.string(),
-    branch: z.string(),
-    commit: z.string(),
-    path: z.string(),
-    depth: z.number(),
-    results: z.array(
-      z.object({
-        kind: z.enum(['file', 'module']).describe('file: in the repository; module: an external package'),
-        name: z.string().describe('repository-relative path of a file, or the module name'),
-        depth: z.number().describe('1: direct, 2: one step removed…'),
-      }),
-    ),
-  }),
-  annotations: { readOnlyHint: true, openWorldHint: false },
-
-  async handler(input, ctx) {
-    const found = await ctx.graph.dependencies(input.path, {
-      instances: ctx.instances,
-      ...(input.repository ? { repository: input.repository } : {}),
-      depth: input.depth ?? 1,
-      limit: input.limit ?? 50,
-    });
-    const results = found.results.map((r) => ({ kind: r.kind, name: String(r.path ?? r.module ?? ''), depth: r.depth }));
-    const head = `${found.repository}:${found.path} (@${shortSha(found.commit)}, depth ${found.depth}) imports`;
-    const text =
-      results.length === 0
-        ? `${head}: nothing — it imports nothing the graph knows.`
-        : [
-            `${head} (${results.length}):`,
-            ...results.map((r) => `- ${r.kind === 'module' ? `module ${r.name}` : r.name}${found.depth > 1 ? ` (depth ${r.depth})` : ''}`),
-          ].join('\n');
-    return {
-      text,
-      data: { repository: found.repository, branch: found.branch, commit: found.commit, path: found.path, depth: found.depth, results },
-    };
-  },
+  verb: 'imports',
+  none: 'it imports nothing the graph knows.',
 });

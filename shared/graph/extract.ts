@@ -1,6 +1,6 @@
 import type Parser from 'web-tree-sitter';
 import type { Language } from '../indexing/language.ts';
-import { createParserLoader } from './parsers.ts';
+import { createParserLoader } from '../indexing/tree-sitter.ts';
 
 /**
  * The code graph of one file, read from its syntax tree alone (no I/O, no

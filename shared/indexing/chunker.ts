@@ -1,8 +1,7 @@
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import Parser from 'web-tree-sitter';
+import type Parser from 'web-tree-sitter';
 import { z } from 'zod';
 import { detectLanguage, hasGrammar, TREE_SITTER_GRAMMARS, type GrammarLanguage, type Language } from './language.ts';
+import { createParserLoader } from './tree-sitter.ts';
 
 /**
  * Splits a file into the chunks that are embedded and searched: one per
@@ -93,48 +92,12 @@ const optionsSchema = z
 
 /** Deeper than this, splitting falls back to windows: guards the stack on pathological nesting. */
 const MAX_DEPTH = 48;
-/** A parse that takes longer is abandoned for windows; normal files parse in milliseconds. */
-const PARSE_TIMEOUT_MICROS = 5_000_000;
 const MAX_SYMBOL_CHARS = 200;
-
-// web-tree-sitter keeps one wasm runtime per process and `init` replaces it,
-// which would strand grammars already loaded: initialise exactly once.
-let runtimeReady: Promise<void> | undefined;
-function initRuntime(): Promise<void> {
-  runtimeReady ??= Parser.init().catch((err: unknown) => {
-    runtimeReady = undefined;
-    throw err;
-  });
-  return runtimeReady;
-}
-
-/** Grammars ship inside the tree-sitter-wasms package: found from its install location, never from cwd. */
-function grammarPath(grammar: string): string {
-  const require = createRequire(import.meta.url);
-  const packageJson = require.resolve('tree-sitter-wasms/package.json');
-  return path.join(path.dirname(packageJson), 'out', `tree-sitter-${grammar}.wasm`);
-}
 
 export async function createChunker(opts: ChunkerOptions = {}): Promise<Chunker> {
   const options = optionsSchema.parse(opts);
-  await initRuntime();
-  const parsers = new Map<string, Promise<Parser>>();
-
-  function parserFor(grammar: string): Promise<Parser> {
-    let parser = parsers.get(grammar);
-    if (!parser) {
-      parser = Parser.Language.load(grammarPath(grammar)).then((lang) => {
-        const p = new Parser();
-        p.setLanguage(lang);
-        p.setTimeoutMicros(PARSE_TIMEOUT_MICROS);
-        return p;
-      });
-      // A failed load is retried by the next file instead of failing every file after it.
-      parser.catch(() => parsers.delete(grammar));
-      parsers.set(grammar, parser);
-    }
-    return parser;
-  }
+  const loader = createParserLoader();
+  const parserFor = (grammar: string) => loader.loadGrammar(grammar);
 
   async function chunk(input: ChunkInput): Promise<Chunk[]> {
     const content = input.content;
@@ -165,14 +128,7 @@ export async function createChunker(opts: ChunkerOptions = {}): Promise<Chunker>
     if (language === 'c') await parserFor(TREE_SITTER_GRAMMARS.cpp);
   }
 
-  function close(): void {
-    for (const parser of parsers.values()) {
-      parser.then((p) => p.delete(), () => undefined);
-    }
-    parsers.clear();
-  }
-
-  return { options, chunk, load, close };
+  return { options, chunk, load, close: loader.close };
 }
 
 type Grammar = (typeof TREE_SITTER_GRAMMARS)[GrammarLanguage];

@@ -1,20 +1,19 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import Parser from 'web-tree-sitter';
-import { TREE_SITTER_GRAMMARS, type GrammarLanguage } from '../indexing/language.ts';
+import { TREE_SITTER_GRAMMARS, type GrammarLanguage } from './language.ts';
 
 /**
- * Tree-sitter parsers for the code graph. The chunker (shared/indexing/
- * chunker.ts) keeps the same loading private; this mirrors it so both can
- * later share one module.
+ * Tree-sitter parsers, shared by the chunker and the code-graph extractor:
+ * WASM grammars from the tree-sitter-wasms package (whose 0.1.x grammars load
+ * only with web-tree-sitter 0.22.x, hence the pinned runtime).
  */
 
 /** A parse that takes longer is abandoned; normal files parse in milliseconds. */
 const PARSE_TIMEOUT_MICROS = 5_000_000;
 
-// web-tree-sitter keeps one wasm runtime per process. 0.22's `init` returns
-// the same promise when called again, so sharing the runtime with the chunker
-// is safe; the guard only adds retry after a failed start.
+// web-tree-sitter keeps one wasm runtime per process: initialise it once, and
+// retry only after a failed start.
 let runtimeReady: Promise<void> | undefined;
 function initRuntime(): Promise<void> {
   runtimeReady ??= Parser.init().catch((err: unknown) => {
@@ -34,6 +33,8 @@ function grammarPath(grammar: string): string {
 export interface ParserLoader {
   /** One parser per grammar, created on first use and reused: callers parse synchronously, so nothing shares it mid-parse. */
   loadParser(language: GrammarLanguage): Promise<Parser>;
+  /** The same, by grammar name (e.g. `cpp` for C headers). */
+  loadGrammar(grammar: string): Promise<Parser>;
   /** Frees the parsers (wasm memory). */
   close(): void;
 }
@@ -41,8 +42,7 @@ export interface ParserLoader {
 export function createParserLoader(): ParserLoader {
   const parsers = new Map<string, Promise<Parser>>();
 
-  function loadParser(language: GrammarLanguage): Promise<Parser> {
-    const grammar = TREE_SITTER_GRAMMARS[language];
+  function loadGrammar(grammar: string): Promise<Parser> {
     let parser = parsers.get(grammar);
     if (!parser) {
       parser = initRuntime()
@@ -60,6 +60,8 @@ export function createParserLoader(): ParserLoader {
     return parser;
   }
 
+  const loadParser = (language: GrammarLanguage) => loadGrammar(TREE_SITTER_GRAMMARS[language]);
+
   function close(): void {
     for (const parser of parsers.values()) {
       parser.then((p) => p.delete(), () => undefined);
@@ -67,7 +69,7 @@ export function createParserLoader(): ParserLoader {
     parsers.clear();
   }
 
-  return { loadParser, close };
+  return { loadParser, loadGrammar, close };
 }
 
 export type { Parser };
