@@ -90,8 +90,25 @@ const decoder = new TextDecoder('utf-8', { fatal: false });
 
 export async function prepareRun(
   deps: PrepareDeps,
-  run: { runId: string; repository: Repository; branch: string; indexedCommit: string | null; full: boolean },
+  run: {
+    runId: string;
+    repository: Repository;
+    branch: string;
+    indexedCommit: string | null;
+    full: boolean;
+    /** The commit an earlier attempt of this run chose: a retry prepares the same commit, so the batches it re-stages match the ones already embedded. */
+    pinnedCommit?: string;
+  },
   report: (p: IndexProgress) => Promise<void>,
+  hooks: {
+    /** Called once the run's commit is known (before any work), so a retry can pin it. */
+    onCommit?: (commit: string) => Promise<void>;
+    /**
+     * Called as soon as a batch is completely staged, so its child job can start while the rest is
+     * still being chunked: embedding and graph writes overlap with chunking on the other core.
+     */
+    onBatchReady?: (kind: 'embed' | 'graph', batch: number) => Promise<void>;
+  } = {},
 ): Promise<PreparedRun> {
   const { repository: repo, branch } = run;
   const progress: IndexProgress = { phase: 'fetching', filesTotal: 0, filesScanned: 0, chunks: 0, batchesTotal: 0, batchesDone: 0 };
@@ -105,6 +122,8 @@ export async function prepareRun(
     if (err instanceof GitError && !err.retryable) throw new IndexInputError(err.message);
     throw err;
   }
+  if (run.pinnedCommit && run.pinnedCommit !== commit && (await git.hasCommit(run.pinnedCommit))) commit = run.pinnedCommit;
+  else await hooks.onCommit?.(commit);
   progress.commit = commit;
   if (!run.full && run.indexedCommit === commit) {
     return { commit, upToDate: true, mode: 'diff', filesChanged: 0, filesDeleted: 0, chunks: 0, batches: 0, graphBatches: 0 };
@@ -239,6 +258,8 @@ export async function prepareRun(
         if (seen.has(id)) continue;
         seen.add(id);
         if (inBatch >= deps.batchChunks) {
+          await flush();
+          await hooks.onBatchReady?.('embed', batch);
           batch++;
           inBatch = 0;
         }
@@ -266,7 +287,10 @@ export async function prepareRun(
             graph: toGraphInput(entry.path, language, extracted, (spec) => resolver.resolve(entry.path, language, spec)),
           });
           graphFiles++;
-          if (graphRows.length >= 500) await flushGraph();
+          if (graphFiles % GRAPH_BATCH_FILES === 0) {
+            await flushGraph();
+            await hooks.onBatchReady?.('graph', graphFiles / GRAPH_BATCH_FILES - 1);
+          } else if (graphRows.length >= 500) await flushGraph();
         }
       }
       stagedFiles.push({ path: entry.path, deleted: false, blobSha: entry.blobSha, language, sizeBytes: entry.size, chunkCount: ordinal });
@@ -281,8 +305,10 @@ export async function prepareRun(
   await flushGraph();
   await deps.chunks.stageFiles(run.runId, repo.id, stagedFiles);
   const graphBatches = Math.ceil(graphFiles / GRAPH_BATCH_FILES);
-
   const batches = progress.chunks === 0 ? 0 : batch + 1;
+  if (batches > 0) await hooks.onBatchReady?.('embed', batch);
+  if (graphFiles % GRAPH_BATCH_FILES !== 0) await hooks.onBatchReady?.('graph', graphBatches - 1);
+
   progress.batchesTotal = batches + graphBatches;
   progress.phase = batches + graphBatches > 0 ? 'embedding' : 'publishing';
   await report(progress);

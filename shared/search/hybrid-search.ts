@@ -91,14 +91,17 @@ export function createSearchService(platform: Platform) {
         return b ? [{ repositoryId: r.id, branch: b.branch, name: r.name, commit: b.indexedCommit! }] : [];
       });
       if (targets.length === 0) return { hits: [], tookMs: Math.round(performance.now() - started) };
-      const filter = { repositoryBranches: targets.map((t) => ({ repositoryId: t.repositoryId, branch: t.branch })), ...(q.language ? { language: q.language } : {}) };
+      const repositoryBranches = targets.map((t) => ({ repositoryId: t.repositoryId, branch: t.branch }));
 
-      // Path globs are applied after retrieval, so fetch deeper when one is set.
-      const depth = Math.min(limit * (isMatch ? 10 : 4), 500);
+      // Language and path filters apply to the vector side after retrieval (Chroma's filtered search is a
+      // scan), so it fetches deeper when one is set; full text filters language in SQL.
+      const depth = Math.min(limit * (isMatch || q.language ? 10 : 4), 500);
       const terms = queryTerms(text);
       const [vectorHits, textHits] = await Promise.all([
-        platform.embeddings.embed([text]).then(([v]) => platform.vectors.query(v!, depth, filter)),
-        terms.length > 0 ? platform.chunks.fullText(terms.map((t) => `${t}:*`).join(' | '), filter, depth) : Promise.resolve([]),
+        platform.embeddings.embed([text]).then(([v]) => platform.vectors.query(v!, depth, { repositoryBranches })),
+        terms.length > 0
+          ? platform.chunks.fullText(terms.map((t) => `${t}:*`).join(' | '), { repositoryBranches, ...(q.language ? { language: q.language } : {}) }, depth)
+          : Promise.resolve([]),
       ]);
 
       const scores = new Map<string, { score: number; by: Set<'vector' | 'text'> }>();
@@ -123,6 +126,7 @@ export function createSearchService(platform: Platform) {
         const target = byTarget.get(`${chunk.repositoryId}\0${chunk.branch}`);
         if (!target) continue;
         if (isMatch && !isMatch(chunk.path)) continue;
+        if (q.language && chunk.language !== q.language) continue;
         hits.push({
           repository: target.name,
           branch: chunk.branch,

@@ -1,4 +1,5 @@
-import type { Collection, Where } from 'chromadb';
+import { createHash } from 'node:crypto';
+import type { Collection } from 'chromadb';
 import type { ChromaConnection } from './chroma.connection.ts';
 
 export interface VectorRecord {
@@ -17,92 +18,144 @@ export interface VectorRecord {
   };
 }
 
+export interface RepositoryBranchRef {
+  repositoryId: number;
+  branch: string;
+}
+
 export interface VectorFilter {
-  repositoryBranches?: Array<{ repositoryId: number; branch: string }>;
-  language?: string;
+  repositoryBranches?: RepositoryBranchRef[];
 }
 
 /** Chroma caps one request; stay well under it so a large batch never fails as a whole. */
 const WRITE_BATCH = 1000;
 
-/** Chroma collection names allow [a-zA-Z0-9._-], 3-512 chars, starting and ending alphanumeric. */
-export function collectionName(prefix: string, modelId: string): string {
-  const name = `${prefix}-${modelId}`.replace(/[^a-zA-Z0-9._-]+/g, '-').replace(/^[^a-zA-Z0-9]+|[^a-zA-Z0-9]+$/g, '');
-  return name.length >= 3 ? name.slice(0, 512) : `${name}-vec`;
-}
+/**
+ * HNSW build settings: ef_construction 64 and 12 neighbours build about twice
+ * as fast as Chroma's defaults (100, 16) on 384-dimension vectors, and a
+ * collection holds one branch of one repository, small enough for that
+ * graph to keep recall high.
+ */
+const HNSW = { space: 'cosine', ef_construction: 64, max_neighbors: 12, ef_search: 100, batch_size: 1000, sync_threshold: 10000 } as const;
 
-function toWhere(filter: VectorFilter): Where | undefined {
-  const clauses: Where[] = [];
-  if (filter.repositoryBranches && filter.repositoryBranches.length > 0) {
-    const perRepo: Where[] = filter.repositoryBranches.map(
-      (rb): Where => ({ $and: [{ repository_id: { $eq: rb.repositoryId } } as Where, { branch: { $eq: rb.branch } } as Where] }),
-    );
-    clauses.push(perRepo.length === 1 ? perRepo[0]! : { $or: perRepo });
-  }
-  if (filter.language) clauses.push({ language: { $eq: filter.language } });
-  if (clauses.length === 0) return undefined;
-  return clauses.length === 1 ? clauses[0] : { $and: clauses };
+/** Chroma collection names allow [a-zA-Z0-9._-], 3-512 chars, starting and ending alphanumeric. */
+function sanitize(name: string): string {
+  const cleaned = name.replace(/[^a-zA-Z0-9._-]+/g, '-').replace(/^[^a-zA-Z0-9]+|[^a-zA-Z0-9]+$/g, '');
+  return cleaned.length >= 3 ? cleaned.slice(0, 512) : `${cleaned}-vec`;
 }
 
 /**
- * Vectors in ChromaDB, one collection per embedding space (model and
- * dimensions), cosine distance. Postgres decides which ids are visible;
- * this store only holds and finds vectors.
+ * Vectors in ChromaDB: one collection per embedding space and repository
+ * branch, cosine distance. Chroma answers an unfiltered nearest-neighbour
+ * query from its HNSW index in milliseconds but a metadata-filtered one by
+ * scanning (30-50× slower on 40k vectors), so scoping is done by collection,
+ * never by `where`. Postgres decides which ids are visible.
  */
 export function createVectorStore(chroma: ChromaConnection, modelId: string) {
-  const name = collectionName(chroma.collectionPrefix, modelId);
-  let collection: Promise<Collection> | undefined;
-  const open = () =>
-    (collection ??= chroma.client
-      .getOrCreateCollection({ name, embeddingFunction: null, configuration: { hnsw: { space: 'cosine' } }, metadata: { model: modelId } })
-      .catch((err) => {
-        collection = undefined;
-        throw err;
-      }));
+  const base = sanitize(`${chroma.collectionPrefix}-${modelId}`);
+  const repoPrefix = (repositoryId: number) => `${base}-r${repositoryId}-`;
+  const nameOf = (ref: RepositoryBranchRef) =>
+    `${repoPrefix(ref.repositoryId)}${createHash('sha256').update(ref.branch).digest('hex').slice(0, 12)}`;
+  const collections = new Map<string, Promise<Collection>>();
+
+  function open(ref: RepositoryBranchRef): Promise<Collection> {
+    const name = nameOf(ref);
+    let collection = collections.get(name);
+    if (!collection) {
+      collection = chroma.client.getOrCreateCollection({
+        name,
+        embeddingFunction: null,
+        configuration: { hnsw: HNSW },
+        metadata: { model: modelId, repository_id: ref.repositoryId, branch: ref.branch },
+      });
+      collection.catch(() => collections.delete(name));
+      collections.set(name, collection);
+    }
+    return collection;
+  }
+
+  /** An existing collection, or null: reads never create empty collections. */
+  async function existing(ref: RepositoryBranchRef): Promise<Collection | null> {
+    const cached = collections.get(nameOf(ref));
+    if (cached) return cached;
+    try {
+      const collection = await chroma.client.getCollection({ name: nameOf(ref) });
+      collections.set(nameOf(ref), Promise.resolve(collection));
+      return collection;
+    } catch {
+      return null;
+    }
+  }
 
   return {
-    name,
+    collectionName: nameOf,
+
     async upsert(records: VectorRecord[]): Promise<void> {
-      const c = await open();
-      for (let i = 0; i < records.length; i += WRITE_BATCH) {
-        const slice = records.slice(i, i + WRITE_BATCH);
-        await c.upsert({
-          ids: slice.map((r) => r.id),
-          embeddings: slice.map((r) => r.embedding),
-          metadatas: slice.map((r) => r.metadata),
-        });
+      const groups = new Map<string, { ref: RepositoryBranchRef; records: VectorRecord[] }>();
+      for (const r of records) {
+        const ref = { repositoryId: r.metadata.repository_id, branch: r.metadata.branch };
+        const key = nameOf(ref);
+        const group = groups.get(key) ?? { ref, records: [] };
+        group.records.push(r);
+        groups.set(key, group);
+      }
+      for (const { ref, records: rs } of groups.values()) {
+        const c = await open(ref);
+        for (let i = 0; i < rs.length; i += WRITE_BATCH) {
+          const slice = rs.slice(i, i + WRITE_BATCH);
+          await c.upsert({ ids: slice.map((r) => r.id), embeddings: slice.map((r) => r.embedding), metadatas: slice.map((r) => r.metadata) });
+        }
       }
     },
-    async delete(ids: string[]): Promise<void> {
+
+    async delete(ref: RepositoryBranchRef, ids: string[]): Promise<void> {
       if (ids.length === 0) return;
-      const c = await open();
+      const c = await existing(ref);
+      if (!c) return;
       for (let i = 0; i < ids.length; i += WRITE_BATCH) await c.delete({ ids: ids.slice(i, i + WRITE_BATCH) });
     },
+
+    /** Drops every collection of a repository (all branches). */
     async deleteRepository(repositoryId: number): Promise<void> {
-      const c = await open();
-      await c.delete({ where: { repository_id: { $eq: repositoryId } } });
+      const prefix = repoPrefix(repositoryId);
+      const names: string[] = [];
+      for (let offset = 0; ; offset += 100) {
+        const page = await chroma.client.listCollections({ limit: 100, offset });
+        names.push(...page.map((c) => c.name).filter((n) => n.startsWith(prefix)));
+        if (page.length < 100) break;
+      }
+      for (const name of names) {
+        collections.delete(name);
+        await chroma.client.deleteCollection({ name });
+      }
     },
+
+    /** Nearest neighbours across the given repository branches, closest first. */
     async query(embedding: number[], k: number, filter: VectorFilter): Promise<Array<{ id: string; distance: number }>> {
-      const c = await open();
-      const where = toWhere(filter);
-      const result = await c.query({
-        queryEmbeddings: [embedding],
-        nResults: k,
-        ...(where ? { where } : {}),
-        include: ['distances'],
-      });
-      const ids = result.ids[0] ?? [];
-      const distances = result.distances[0] ?? [];
-      return ids.map((id, i) => ({ id, distance: distances[i] ?? 1 }));
+      const refs = filter.repositoryBranches ?? [];
+      const perCollection = await Promise.all(
+        refs.map(async (ref) => {
+          const c = await existing(ref);
+          if (!c) return [];
+          const result = await c.query({ queryEmbeddings: [embedding], nResults: k, include: ['distances'] as never });
+          const ids = result.ids[0] ?? [];
+          const distances = result.distances[0] ?? [];
+          return ids.map((id, i) => ({ id, distance: distances[i] ?? 1 }));
+        }),
+      );
+      return perCollection
+        .flat()
+        .sort((a, b) => a.distance - b.distance)
+        .slice(0, k);
     },
-    async count(): Promise<number> {
-      return (await open()).count();
-    },
+
     async ids(filter: VectorFilter): Promise<string[]> {
-      const c = await open();
-      const where = toWhere(filter);
-      const result = await c.get({ ...(where ? { where } : {}), include: [] });
-      return result.ids;
+      const out: string[] = [];
+      for (const ref of filter.repositoryBranches ?? []) {
+        const c = await existing(ref);
+        if (c) out.push(...(await c.get({ include: [] as never })).ids);
+      }
+      return out;
     },
   };
 }

@@ -36,7 +36,7 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
       `SELECT s.id FROM chunk_staging s WHERE s.run_id = $1 AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = s.id)`,
       [job.id],
     );
-    await deps.vectors.delete(staged.rows.map((r) => r.id)).catch((err) => logger.warn({ err: errorMessage(err) }, 'could not remove vectors of a failed run'));
+    await deps.vectors.delete({ repositoryId: job.data.repositoryId, branch: job.data.branch }, staged.rows.map((r) => r.id)).catch((err) => logger.warn({ err: errorMessage(err) }, 'could not remove vectors of a failed run'));
     await chunks.clearStaging(job.id!);
   }
 
@@ -49,6 +49,23 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
         const branch = await repositories.ensureBranch(repository.id, data.branch);
         await repositories.setBranchStatus(repository.id, data.branch, { status: 'indexing', lastError: branch.lastError, lastJobId: job.id ?? null });
 
+        // Children are added as their batches are staged; deterministic ids make a retried prepare
+        // (which re-stages the same commit) re-add the same jobs instead of duplicating them.
+        const addChild = async (kind: 'embed' | 'graph', batch: number, commit: string) => {
+          const name = kind === 'embed' ? 'embed-batch' : 'graph-batch';
+          const payload =
+            kind === 'embed'
+              ? JOBS['embed-batch'].schema.parse({ runId: job.id!, repositoryId: repository.id, branch: data.branch, commit, batch })
+              : JOBS['graph-batch'].schema.parse({ runId: job.id!, repositoryId: repository.id, branch: data.branch, batch });
+          await (kind === 'embed' ? deps.embedQueue : deps.graphQueue).add(name, payload, {
+            ...JOBS[name].options,
+            jobId: `${job.id}-${kind}-${batch}`,
+            parent: { id: job.id!, queue: job.queueQualifiedName },
+            // A failed batch must not fail the parent silently: `publish` checks and fails the run itself.
+            ignoreDependencyOnFailure: true,
+          });
+        };
+        let runCommit = data.commit;
         const prepared = await prepareRun(
           {
             chunks,
@@ -60,39 +77,27 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
             batchChunks: deps.config.index.batchChunks,
             graph: deps.graphExtractor,
           },
-          { runId: job.id!, repository, branch: data.branch, indexedCommit: branch.indexedCommit, full: data.full },
+          {
+            runId: job.id!,
+            repository,
+            branch: data.branch,
+            indexedCommit: branch.indexedCommit,
+            full: data.full,
+            ...(data.commit ? { pinnedCommit: data.commit } : {}),
+          },
           (p: IndexProgress) => job.updateProgress({ ...p }),
+          {
+            onCommit: async (commit) => {
+              runCommit = commit;
+              await job.updateData({ ...data, commit });
+            },
+            onBatchReady: (kind, batch) => addChild(kind, batch, runCommit!),
+          },
         );
         if (prepared.upToDate) {
           await repositories.setBranchStatus(repository.id, data.branch, { status: 'ready' });
           await job.updateProgress({ phase: 'done', filesTotal: 0, filesScanned: 0, chunks: 0, batchesTotal: 0, batchesDone: 0, commit: prepared.commit });
           return { repositoryId: repository.id, branch: data.branch, commit: prepared.commit, upToDate: true };
-        }
-        // Deterministic child ids: a retried prepare re-adds the same batches instead of duplicating them.
-        for (let batch = 0; batch < prepared.batches; batch++) {
-          const payload = JOBS['embed-batch'].schema.parse({
-            runId: job.id!,
-            repositoryId: repository.id,
-            branch: data.branch,
-            commit: prepared.commit,
-            batch,
-          });
-          await deps.embedQueue.add('embed-batch', payload, {
-            ...JOBS['embed-batch'].options,
-            jobId: `${job.id}-embed-${batch}`,
-            parent: { id: job.id!, queue: job.queueQualifiedName },
-            // A failed batch must not fail the parent silently: `publish` checks and fails the run itself.
-            ignoreDependencyOnFailure: true,
-          });
-        }
-        for (let batch = 0; batch < prepared.graphBatches; batch++) {
-          const payload = JOBS['graph-batch'].schema.parse({ runId: job.id!, repositoryId: repository.id, branch: data.branch, batch });
-          await deps.graphQueue.add('graph-batch', payload, {
-            ...JOBS['graph-batch'].options,
-            jobId: `${job.id}-graph-${batch}`,
-            parent: { id: job.id!, queue: job.queueQualifiedName },
-            ignoreDependencyOnFailure: true,
-          });
         }
         await job.updateData({ ...data, step: 'publish', commit: prepared.commit });
         (job.data as IndexData).step = 'publish';
@@ -117,7 +122,7 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
       await deps.graph.resolveEdges(scope, [...new Set([...written, ...dependents])].filter((p) => !gone.has(p)));
       const { removedIds } = await chunks.publish({ runId: job.id!, repositoryId: data.repositoryId, branch: data.branch, commit });
       // After the commit: a vector left behind by a failure here is not live in Postgres, so no search returns it.
-      await deps.vectors.delete(removedIds).catch((err) => logger.warn({ err: errorMessage(err) }, 'could not remove replaced vectors'));
+      await deps.vectors.delete({ repositoryId: data.repositoryId, branch: data.branch }, removedIds).catch((err) => logger.warn({ err: errorMessage(err) }, 'could not remove replaced vectors'));
       const branch = await repositories.getBranch(data.repositoryId, data.branch);
       const progress = (job.progress ?? {}) as Partial<IndexProgress>;
       await job.updateProgress({ ...progress, phase: 'done', batchesDone: progress.batchesTotal ?? 0, commit });
