@@ -155,7 +155,11 @@ interface FullRun {
   jobId: string;
   repositoryId: number;
   wallMs: number;
-  /** The publish step: the run's index job from its second start (after its children) to its end. */
+  /**
+   * The publish step: the run's index job from its second start (after its
+   * children) to its end. NaN when the children were all done before the job
+   * could wait for them (then it published in its first start, not separable).
+   */
   publishMs: number;
   files: number;
   chunks: number;
@@ -176,11 +180,15 @@ async function fullIndex(iso: IsolatedPlatform, corpus: Corpus): Promise<FullRun
   ]);
   if ((branch?.fileCount ?? 0) !== corpus.files.length) log(`warning: ${branch?.fileCount} of ${corpus.files.length} corpus files were indexed`);
   if (graphBatches.failedAttempts + embedBatches.failedAttempts > 0) log(`warning: ${graphBatches.failedAttempts} graph and ${embedBatches.failedAttempts} embed batches failed an attempt`);
+  // A second start after the children: processedOn is then well after the first start (the prepare step).
+  const lastChildDone = Math.max(graphBatches.lastFinishedAt ?? 0, embedBatches.lastFinishedAt ?? 0);
+  const publishSeparate = job.processedOn! >= lastChildDone;
+  if (!publishSeparate) log('warning: the run published in its first start; the publish step cannot be timed apart');
   return {
     jobId,
     repositoryId: repo.id,
     wallMs: job.finishedOn! - enqueuedAt,
-    publishMs: job.finishedOn! - job.processedOn!,
+    publishMs: publishSeparate ? job.finishedOn! - job.processedOn! : NaN,
     files: branch?.fileCount ?? 0,
     chunks: branch?.chunkCount ?? 0,
     graphBatches,
@@ -295,8 +303,8 @@ async function measureQueries(platform: Platform, inputs: Awaited<ReturnType<typ
   const service = createGraphQueryService(platform);
   const callers = (name: string) => service.callers(name, { depth: QUERY_DEPTH });
   const dependents = (p: string) => service.dependents(p, { depth: QUERY_DEPTH });
-  for (const q of inputs.names.slice(0, WARMUP_QUERIES)) await callers(q.name);
-  for (const p of inputs.paths.slice(0, WARMUP_QUERIES)) await dependents(p);
+  for (const q of inputs.names.slice(0, WARMUP_QUERIES)) await callers(q.name).catch(() => undefined);
+  for (const p of inputs.paths.slice(0, WARMUP_QUERIES)) await dependents(p).catch(() => undefined);
 
   // The measured runs: the plain service, as the API and MCP tools use it.
   const c = await runConcurrently(inputs.names, clients, (q) => callers(q.name));

@@ -776,7 +776,7 @@ async function measureSearchParts(ctx: Context, queries: string[]) {
     const [vector] = (await time(times.queryEmbedding, () => ctx.platform.embeddings.embed([q]))) as number[][];
     await time(times.chromaQuery, () => ctx.platform.vectors.query(vector!, depth, filter));
     const terms = queryTerms(q);
-    if (terms.length > 0) await time(times.postgresFullText, () => ctx.platform.chunks.fullText(terms.map((t) => `${t}:*`).join(' | '), filter, depth));
+    if (terms.length > 0) await time(times.postgresFullText, () => ctx.platform.chunks.fullText(terms, filter, depth));
   }
   return Object.fromEntries(Object.entries(times).map(([k, xs]) => [k, latencyStats(xs)]));
 }
@@ -898,7 +898,9 @@ async function main(): Promise<void> {
   const wanted = Number(values.files);
   if (!Number.isInteger(wanted) || wanted < MIN_CORPUS_FILES) throw new Error(`--files must be an integer ≥ ${MIN_CORPUS_FILES}`);
   const outDir = path.resolve(PROJECT_ROOT, values.out);
-  const command = ['node', '--import', 'tsx', 'bench/index.bench.ts', ...process.argv.slice(2)].join(' ');
+  // Quoted where a shell would expand it (globs), so the recorded command can be pasted as it is.
+  const shellQuote = (arg: string) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`);
+  const command = ['node', '--import', 'tsx', 'bench/index.bench.ts', ...process.argv.slice(2).map(shellQuote)].join(' ');
   const machine = machineInfo();
 
   log(`building a corpus of ${wanted} files from node_modules`);
@@ -1053,6 +1055,10 @@ async function main(): Promise<void> {
       ['worker RSS', `VmHWM ${round(vmHwmKb / 1024)} MB, sampled peak ${round(rssStats.peakKb / 1024)} MB (${rssStats.samples} samples)`],
       ['one-file change → searchable', `${change.samples.map((s) => `${s.searchableMs}`).join(', ')} ms (index job done: ${change.samples.map((s) => s.indexedMs).join(', ')} ms)`],
       ['no-change reindex', `${noChange.samples.map((s) => s.wallMs).join(', ')} ms`],
+      [
+        'child jobs of the full index (failed attempts)',
+        full.children.map((c) => `${c.queue}: ${c.jobs} (${c.failed}${c.failureReasons.length > 0 ? `: ${c.failureReasons.join('; ')}` : ''})`).join(', '),
+      ],
       ['search (all / identifier / natural)', `p50 ${search.all.p50Ms}/${search.identifier.p50Ms}/${search.natural.p50Ms} ms, p95 ${search.all.p95Ms}/${search.identifier.p95Ms}/${search.natural.p95Ms} ms, ${search.queriesPerSecond} q/s`],
     ];
     const cpuNames = [...groups.map((g) => g.name), 'other'];

@@ -78,15 +78,25 @@ export async function machineBusyPercent(ms: number): Promise<number> {
   return b.total > a.total ? round((100 * (b.busy - a.busy)) / (b.total - a.total)) : 0;
 }
 
-/** Other benchmark processes (`*.bench.ts`) running on this machine, by pid and command. */
+/** When a process started, in clock ticks since boot (field 22 of /proc/<pid>/stat). */
+function startTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+}
+
+/**
+ * Benchmark processes (`*.bench.ts`) that started before this one. Only the
+ * older ones: two benchmarks each waiting for the other would wait forever.
+ */
 export function otherBenchmarks(): Array<{ pid: number; command: string }> {
   const out: Array<{ pid: number; command: string }> = [];
+  const mine = startTicks(process.pid);
   for (const entry of readdirSync('/proc')) {
     const pid = Number(entry);
     if (!Number.isInteger(pid) || pid === process.pid || pid === process.ppid) continue;
     try {
       const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
-      if (/\bbench\/[\w.-]+\.bench\.ts\b/.test(command)) out.push({ pid, command: command.slice(0, 120) });
+      if (/\bbench\/[\w.-]+\.bench\.ts\b/.test(command) && startTicks(pid) <= mine) out.push({ pid, command: command.slice(0, 120) });
     } catch {
       // exited while we looked
     }

@@ -11,10 +11,9 @@ import { CLOCK_TICKS, machineTicks, round } from './common.ts';
 
 export interface CpuGroup {
   name: string;
-  pid: number;
+  /** One process, or several (the stdio servers of every client). */
+  pids: number[];
   withDescendants: boolean;
-  /** Leave these pids (and their descendants) out: the bench process without its spawned servers. */
-  exclude?: number[];
 }
 
 function processTable(): Map<number, { ppid: number; ticks: number }> {
@@ -46,12 +45,10 @@ function snapshot(groups: CpuGroup[]): Snapshot {
   for (const [pid, p] of table) children.set(p.ppid, [...(children.get(p.ppid) ?? []), pid]);
   const seconds: Record<string, number> = {};
   for (const g of groups) {
-    const excluded = new Set(g.exclude ?? []);
     let ticks = 0;
-    const stack = [g.pid];
+    const stack = [...g.pids];
     while (stack.length > 0) {
       const pid = stack.pop()!;
-      if (excluded.has(pid)) continue;
       ticks += table.get(pid)?.ticks ?? 0;
       if (g.withDescendants) stack.push(...(children.get(pid) ?? []));
     }
@@ -63,15 +60,15 @@ function snapshot(groups: CpuGroup[]): Snapshot {
 /** The local stack's servers (from `.data/stack.json`), each with its child processes. */
 export function stackGroups(dataDir: string): CpuGroup[] {
   const services = readStackState(dataDir)?.services ?? {};
-  return (['postgres', 'chroma', 'redis', 'neo4j'] as const).flatMap((s) => (services[s]?.pid ? [{ name: s, pid: services[s]!.pid!, withDescendants: true }] : []));
+  return (['postgres', 'chroma', 'redis', 'neo4j'] as const).flatMap((s) => (services[s]?.pid ? [{ name: s, pids: [services[s]!.pid!], withDescendants: true }] : []));
 }
 
 /** Starts measuring; `stop()` returns the cores each group used on average (2.0 = both cores of a 2-core machine). */
-export function measureCpu(groups: () => CpuGroup[]) {
-  const first = snapshot(groups());
+export function measureCpu(groups: CpuGroup[]) {
+  const first = snapshot(groups);
   return {
     stop(): { wallMs: number; cores: Record<string, number>; machineBusyPercent: number } {
-      const last = snapshot(groups());
+      const last = snapshot(groups);
       const wallS = Math.max(1e-3, (last.at - first.at) / 1000);
       const cores: Record<string, number> = {};
       for (const name of Object.keys(last.seconds)) cores[name] = round((last.seconds[name]! - (first.seconds[name] ?? 0)) / wallS, 2);

@@ -115,8 +115,14 @@ export async function openIsolatedPlatform(name: string, extraEnv: Record<string
       });
       await step('postgres schema', () => stores.postgres.pool.query(`DROP SCHEMA IF EXISTS ${config.databaseSchema} CASCADE`));
       await step('chroma collections', async () => {
-        const collections = await stores.chroma.client.listCollections();
-        await Promise.all(collections.filter((c) => c.name.startsWith(config.chromaCollectionPrefix)).map((c) => stores.chroma.client.deleteCollection({ name: c.name })));
+        // Paged: one collection per repository branch, and the shared Chroma holds every test's.
+        const names: string[] = [];
+        for (let offset = 0; ; offset += 100) {
+          const page = await stores.chroma.client.listCollections({ limit: 100, offset });
+          names.push(...page.map((c) => c.name).filter((n) => n.startsWith(config.chromaCollectionPrefix)));
+          if (page.length < 100) break;
+        }
+        for (const n of names) await stores.chroma.client.deleteCollection({ name: n });
       });
       await step('redis keys', async () => {
         await platform.queues.close();

@@ -37,12 +37,18 @@ const MAX_LIMIT = 100;
 const SNIPPET_LINES = 12;
 const SNIPPET_CHARS = 700;
 
+/** Words that carry no meaning in a question about code, and would make every chunk match. */
+const STOP_WORDS = new Set(
+  'a an and are as at be by can do does for from how i in is it of on or that the this to what when where which who why with'.split(' '),
+);
+
 /** Splits identifiers the way the index does: `parseHTTPRequest_v2` → parse, http, request, v2. */
 export function queryTerms(query: string): string[] {
   const words = query.match(/[A-Za-z0-9_]+/g) ?? [];
   const terms = new Set<string>();
   for (const word of words) {
     const lower = word.toLowerCase();
+    if (STOP_WORDS.has(lower)) continue;
     if (lower.length > 1) terms.add(lower);
     for (const part of word.split(/_+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=[0-9])/)) {
       if (part.length > 1) terms.add(part.toLowerCase());
@@ -99,9 +105,7 @@ export function createSearchService(platform: Platform) {
       const terms = queryTerms(text);
       const [vectorHits, textHits] = await Promise.all([
         platform.embeddings.embed([text]).then(([v]) => platform.vectors.query(v!, depth, { repositoryBranches })),
-        terms.length > 0
-          ? platform.chunks.fullText(terms.map((t) => `${t}:*`).join(' | '), { repositoryBranches, ...(q.language ? { language: q.language } : {}) }, depth)
-          : Promise.resolve([]),
+        platform.chunks.fullText(terms, { repositoryBranches, ...(q.language ? { language: q.language } : {}) }, depth),
       ]);
 
       const scores = new Map<string, { score: number; by: Set<'vector' | 'text'> }>();

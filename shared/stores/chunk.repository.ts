@@ -257,25 +257,43 @@ export function createChunkRepository(pg: PostgresConnection) {
       return rows.map(toLiveChunk);
     },
 
-    /** Full-text candidates, best first. */
+    /**
+     * Full-text candidates, best first: chunks matching every term, then, if
+     * too few, chunks matching any. Ranking is bounded to a sample of the
+     * any-term matches: a common word can match most of a large index, and
+     * ranking every match would cost more than the search is worth.
+     */
     async fullText(
-      tsquery: string,
+      terms: string[],
       filter: { repositoryBranches?: Array<{ repositoryId: number; branch: string }>; language?: string },
       limit: number,
     ): Promise<LiveChunk[]> {
+      if (terms.length === 0) return [];
       const repoIds = filter.repositoryBranches?.map((r) => r.repositoryId) ?? null;
       const branches = filter.repositoryBranches?.map((r) => r.branch) ?? null;
-      const { rows } = await pg.pool.query(
-        `SELECT c.id, c.repository_id, c.branch, c.path, c.start_line, c.end_line, c.symbol, c.kind, c.language, c.content
-           FROM chunks c
-           ${repoIds ? 'JOIN unnest($3::bigint[], $4::text[]) AS rb(repository_id, branch) ON rb.repository_id = c.repository_id AND rb.branch = c.branch' : ''}
-          WHERE c.search_vector @@ to_tsquery('simple', $1)
-            AND ($2::text IS NULL OR c.language = $2)
-          ORDER BY ts_rank_cd(c.search_vector, to_tsquery('simple', $1)) DESC, c.id
-          LIMIT ${Number(limit)}`,
-        repoIds ? [tsquery, filter.language ?? null, repoIds, branches] : [tsquery, filter.language ?? null],
-      );
-      return rows.map(toLiveChunk);
+      const run = async (tsquery: string, candidates: number) => {
+        const { rows } = await pg.pool.query(
+          `SELECT id, repository_id, branch, path, start_line, end_line, symbol, kind, language, content
+             FROM (
+               SELECT c.*
+                 FROM chunks c
+                 ${repoIds ? 'JOIN unnest($3::bigint[], $4::text[]) AS rb(repository_id, branch) ON rb.repository_id = c.repository_id AND rb.branch = c.branch' : ''}
+                WHERE c.search_vector @@ to_tsquery('simple', $1)
+                  AND ($2::text IS NULL OR c.language = $2)
+                LIMIT ${Number(candidates)}
+             ) c
+            ORDER BY ts_rank_cd(c.search_vector, to_tsquery('simple', $1)) DESC, c.id
+            LIMIT ${Number(limit)}`,
+          repoIds ? [tsquery, filter.language ?? null, repoIds, branches] : [tsquery, filter.language ?? null],
+        );
+        return rows.map(toLiveChunk);
+      };
+      const prefixed = terms.map((t) => `${t}:*`);
+      const all = await run(prefixed.join(' & '), 5000);
+      if (all.length >= limit || terms.length === 1) return all;
+      const seen = new Set(all.map((c) => c.id));
+      const any = await run(prefixed.join(' | '), 1000);
+      return [...all, ...any.filter((c) => !seen.has(c.id))].slice(0, limit);
     },
 
     async liveChunkIds(repositoryId: number): Promise<string[]> {

@@ -1,0 +1,530 @@
+/**
+ * MCP server benchmark (issue "MCP server"): how fast `semantic_search`
+ * answers real MCP clients, over Streamable HTTP and over stdio.
+ *
+ *   node --import tsx bench/mcp.bench.ts [--files 6000] [--exclude GLOB]… [--clients 10] [--queries 300] [--out bench/results]
+ *
+ * The corpus (real files from node_modules committed to a temporary Git
+ * repository) is indexed once by the real worker process with local
+ * embeddings, in an isolated platform (queue prefix, Postgres schema, Chroma
+ * collections, workspace, graph namespace) removed at the end. Then:
+ *
+ * - Streamable HTTP: the real API (`buildApp` + `listen` on 127.0.0.1:0),
+ *   10 SDK clients, each with its own read token from the token service (one
+ *   token per agent, as deployed; one shared token would meet the per-token
+ *   rate limit sooner), calling `semantic_search` concurrently.
+ * - stdio: 10 SDK clients, each spawning its own `mcp/stdio.ts` process on the
+ *   isolated names, as IDE agents do. Start-up and connect are timed apart;
+ *   the latencies are call round trips after connect.
+ *
+ * Latency is end to end at the client: from `callTool` to its result. Every
+ * client lists the tools first (as agents do), so the SDK validates each
+ * result against the tool's output schema, as it would for an agent. Each
+ * client makes a few untimed calls first (JIT, pools, Chroma's collection
+ * handle in each process). Where the time goes is measured separately:
+ * the same queries through the search service without MCP, each part of a
+ * search timed under the same concurrency, and one client at a time.
+ *
+ * Results go to stdout, `<out>/mcp-<YYYY-MM-DD>.json` and `<out>/mcp.md`.
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../api/app.ts';
+import { createTokenService } from '../shared/auth/token.service.ts';
+import { createLogger } from '../shared/logger.ts';
+import type { Platform } from '../shared/platform.ts';
+import { createSearchService, queryTerms } from '../shared/search/hybrid-search.ts';
+import { PROJECT_ROOT, tsNodeArgs } from '../scripts/project.ts';
+import {
+  judge,
+  latencyStats,
+  log as logAs,
+  machineInfo,
+  markdownTable,
+  round,
+  runConcurrently,
+  spread,
+  table,
+  waitForQuietMachine,
+  type LatencyStats,
+  type TargetResult,
+} from './lib/common.ts';
+import { measureCpu, stackGroups, type CpuGroup } from './lib/cpu.ts';
+import { buildCorpus, corpusSummary, CORPUS_BRANCH, MIN_CORPUS_FILES } from './lib/corpus.ts';
+import { openIsolatedPlatform, waitForIndexJob, type IsolatedPlatform } from './lib/isolated.ts';
+
+const BENCH = 'mcp-bench';
+const log = (m: string) => logAs(BENCH, m);
+
+const TARGETS = {
+  httpP95Ms: { max: 100, unit: 'ms', label: 'semantic_search p95 over Streamable HTTP, 10 concurrent clients' },
+  stdioP95Ms: { max: 100, unit: 'ms', label: 'semantic_search p95 over stdio, 10 concurrent clients' },
+} as const;
+
+const REPO_NAME = 'bench-corpus';
+/** Untimed calls per client before measuring. */
+const WARMUP_PER_CLIENT = 2;
+/** Sequential calls for the one-client numbers. */
+const ONE_CLIENT_QUERIES = 60;
+const FULL_INDEX_TIMEOUT_MS = 40 * 60_000;
+const silent = createLogger({ logLevel: 'silent', logPretty: false });
+
+type ToolResult = CallToolResult & { structuredContent?: { results?: unknown[] } };
+
+// ---------------------------------------------------------------------------
+// Queries drawn from the corpus
+// ---------------------------------------------------------------------------
+
+interface Query {
+  text: string;
+  kind: 'identifier' | 'natural';
+}
+
+/**
+ * Half identifiers (symbol names the chunker found), half natural language
+ * (Markdown headings of three to ten words, as people phrase questions),
+ * sampled evenly from sorted lists and interleaved; the warm-up queries are
+ * others from the same lists.
+ */
+async function buildQueries(platform: Platform, n: number, warmup: number): Promise<{ measured: Query[]; warmup: Query[] }> {
+  const pool = platform.stores.postgres.pool;
+  const symbols = await pool.query<{ symbol: string }>(
+    `SELECT DISTINCT symbol FROM chunks
+      WHERE symbol ~ '^[A-Za-z_$][A-Za-z0-9_$.]{3,40}$' AND coalesce(language, '') <> 'markdown' ORDER BY symbol`,
+  );
+  const headings = await pool.query<{ symbol: string }>(
+    `SELECT DISTINCT symbol FROM chunks WHERE language = 'markdown' AND symbol ~ '^[A-Za-z][A-Za-z ,''-]+$'
+        AND array_length(regexp_split_to_array(trim(symbol), '\\s+'), 1) BETWEEN 3 AND 10 ORDER BY symbol`,
+  );
+  const total = n + warmup;
+  const natural = spread(headings.rows.map((r) => r.symbol.trim()), Math.floor(total / 2));
+  const identifiers = spread(symbols.rows.map((r) => r.symbol), total - natural.length);
+  const all: Query[] = [];
+  for (let i = 0; i < Math.max(identifiers.length, natural.length); i++) {
+    if (identifiers[i]) all.push({ text: identifiers[i]!, kind: 'identifier' });
+    if (natural[i]) all.push({ text: natural[i]!, kind: 'natural' });
+  }
+  // Warm-up queries evenly spaced through the list; the rest are measured.
+  const warm = new Set(Array.from({ length: Math.min(warmup, all.length) }, (_, k) => Math.floor((k * all.length) / warmup)));
+  return { warmup: all.filter((_, i) => warm.has(i)), measured: all.filter((_, i) => !warm.has(i)).slice(0, n) };
+}
+
+// ---------------------------------------------------------------------------
+// Running MCP clients
+// ---------------------------------------------------------------------------
+
+async function callSearch(client: Client, q: Query): Promise<{ isError: boolean; results: number }> {
+  const r = (await client.callTool({ name: 'semantic_search', arguments: { query: q.text, limit: 10 } })) as ToolResult;
+  return { isError: r.isError === true, results: r.structuredContent?.results?.length ?? 0 };
+}
+
+/** Warm-up per client, then the measured calls shared among the clients, each taking the next query. */
+async function measureClients(clients: Client[], queries: Query[], warmup: Query[]) {
+  await Promise.all(clients.map(async (c, i) => {
+    for (let k = 0; k < WARMUP_PER_CLIENT; k++) await callSearch(c, warmup[(i * WARMUP_PER_CLIENT + k) % warmup.length]!);
+  }));
+  const { wallMs, timings } = await runConcurrently(queries, clients.length, (q, i) => callSearch(clients[i]!, q));
+  const ok = timings.filter((t) => !t.error);
+  return {
+    clients: clients.length,
+    calls: timings.length,
+    callsPerSecond: round(timings.length / (wallMs / 1000)),
+    all: latencyStats(timings.map((t) => t.ms)),
+    identifier: latencyStats(timings.filter((t) => t.item.kind === 'identifier').map((t) => t.ms)),
+    natural: latencyStats(timings.filter((t) => t.item.kind === 'natural').map((t) => t.ms)),
+    toolErrors: ok.filter((t) => t.result!.isError).length,
+    failures: timings.filter((t) => t.error).length,
+    firstFailures: [...new Set(timings.filter((t) => t.error).map((t) => t.error!))].slice(0, 3),
+    meanResults: round(ok.reduce((a, t) => a + t.result!.results, 0) / Math.max(1, ok.length)),
+  };
+}
+
+async function oneClient(client: Client, queries: Query[]) {
+  const times: number[] = [];
+  for (const q of queries) {
+    const t = performance.now();
+    await callSearch(client, q);
+    times.push(performance.now() - t);
+  }
+  return latencyStats(times);
+}
+
+// ---------------------------------------------------------------------------
+// Where the time goes: the parts of a search, timed where they run
+// ---------------------------------------------------------------------------
+
+type PartName = 'auth' | 'repositoryList' | 'queryEmbedding' | 'chromaQuery' | 'postgresFullText' | 'postgresLiveChunks' | 'httpRequest';
+
+function createPartTimer() {
+  const parts: Record<PartName, number[]> = { auth: [], repositoryList: [], queryEmbedding: [], chromaQuery: [], postgresFullText: [], postgresLiveChunks: [], httpRequest: [] };
+  const time = <A extends unknown[], R>(part: PartName, fn: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      const t = performance.now();
+      try {
+        return await fn(...args);
+      } finally {
+        parts[part].push(performance.now() - t);
+      }
+    };
+  return {
+    parts,
+    time,
+    reset() {
+      for (const k of Object.keys(parts) as PartName[]) parts[k] = [];
+    },
+    report: () => Object.fromEntries(Object.entries(parts).filter(([, xs]) => xs.length > 0).map(([k, xs]) => [k, latencyStats(xs)])) as Partial<Record<PartName, LatencyStats>>,
+  };
+}
+
+/**
+ * The platform with pass-through timers on every store call a search makes
+ * (and the token lookup the auth hook makes, recognised by its table).
+ */
+function instrumentedPlatform(platform: Platform, timer: ReturnType<typeof createPartTimer>): Platform {
+  const pool = platform.stores.postgres.pool;
+  const timedAuthQuery = timer.time('auth', (...args: unknown[]) => (pool.query as (...a: unknown[]) => Promise<unknown>).apply(pool, args));
+  const poolProxy = new Proxy(pool, {
+    get(target, prop) {
+      if (prop === 'query') {
+        return (...args: unknown[]) => {
+          const sql = typeof args[0] === 'string' ? args[0] : '';
+          return /\bapi_tokens\b/.test(sql) && /token_hash = \$1/.test(sql) ? timedAuthQuery(...args) : (target.query as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return {
+    ...platform,
+    stores: { ...platform.stores, postgres: { ...platform.stores.postgres, pool: poolProxy } },
+    repositories: { ...platform.repositories, list: timer.time('repositoryList', platform.repositories.list) },
+    // A class instance: spreading it would lose its methods.
+    embeddings: {
+      id: platform.embeddings.id,
+      model: platform.embeddings.model,
+      dimensions: platform.embeddings.dimensions,
+      embed: timer.time('queryEmbedding', platform.embeddings.embed.bind(platform.embeddings)),
+      stats: () => platform.embeddings.stats(),
+    },
+    vectors: { ...platform.vectors, query: timer.time('chromaQuery', platform.vectors.query) },
+    chunks: {
+      ...platform.chunks,
+      fullText: timer.time('postgresFullText', platform.chunks.fullText),
+      liveChunks: timer.time('postgresLiveChunks', platform.chunks.liveChunks),
+    },
+  };
+}
+
+async function startApi(platform: Platform, timer?: ReturnType<typeof createPartTimer>): Promise<{ app: FastifyInstance; url: URL }> {
+  const app = await buildApp({ logger: silent, platform: timer ? instrumentedPlatform(platform, timer) : platform });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  if (timer) {
+    // Request arrival to the last byte of the answer, on the server: client-side time beyond this is transport and SDK.
+    app.server.on('request', (req, res) => {
+      if (req.method !== 'POST') return;
+      const t = performance.now();
+      res.on('finish', () => timer.parts.httpRequest.push(performance.now() - t));
+    });
+  }
+  const { port } = app.server.address() as AddressInfo;
+  return { app, url: new URL(`http://127.0.0.1:${port}/mcp`) };
+}
+
+async function connectHttp(url: URL, tokens: string[]): Promise<Client[]> {
+  return Promise.all(
+    tokens.map(async (token, i) => {
+      const client = new Client({ name: `mcp-bench-http-${i}`, version: '1.0.0' });
+      await client.connect(new StreamableHTTPClientTransport(url, { requestInit: { headers: { Authorization: `Bearer ${token}` } } }));
+      await client.listTools();
+      return client;
+    }),
+  );
+}
+
+async function closeHttp(clients: Client[]): Promise<void> {
+  await Promise.all(
+    clients.map(async (c) => {
+      // Closing a Streamable HTTP client does not end its session on the server; DELETE does.
+      await (c.transport as StreamableHTTPClientTransport | undefined)?.terminateSession().catch(() => undefined);
+      await c.close().catch(() => undefined);
+    }),
+  );
+}
+
+/**
+ * The retrievers alone, one query at a time and nothing else running: the
+ * query embedding, Chroma's nearest neighbours in the branch's collection and
+ * Postgres full text, at the depth the search service uses for limit 10.
+ */
+async function retrieversOneAtATime(platform: Platform, repositoryId: number, queries: Query[]) {
+  const filter = { repositoryBranches: [{ repositoryId, branch: CORPUS_BRANCH }] };
+  const depth = 40; // hybrid-search fetches limit × 4 candidates from each retriever
+  const embedding: number[] = [];
+  const chroma: number[] = [];
+  const fullText: number[] = [];
+  for (const q of queries) {
+    let t = performance.now();
+    const [v] = await platform.embeddings.embed([q.text]);
+    embedding.push(performance.now() - t);
+    t = performance.now();
+    await platform.vectors.query(v!, depth, filter);
+    chroma.push(performance.now() - t);
+    const terms = queryTerms(q.text);
+    if (terms.length > 0) {
+      t = performance.now();
+      await platform.chunks.fullText(terms, filter, depth);
+      fullText.push(performance.now() - t);
+    }
+  }
+  const { rows } = await platform.stores.postgres.pool.query<{ n: string }>(`SELECT count(*) AS n FROM chunks`);
+  return { queryEmbedding: latencyStats(embedding), chromaQuery: latencyStats(chroma), postgresFullText: latencyStats(fullText), liveChunks: Number(rows[0]?.n ?? 0) };
+}
+
+// ---------------------------------------------------------------------------
+// Main
+// ---------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      files: { type: 'string', default: '6000' },
+      out: { type: 'string', default: 'bench/results' },
+      exclude: { type: 'string', multiple: true, default: [] },
+      clients: { type: 'string', default: '10' },
+      queries: { type: 'string', default: '300' },
+    },
+  });
+  const wanted = Number(values.files);
+  if (!Number.isInteger(wanted) || wanted < MIN_CORPUS_FILES) throw new Error(`--files must be an integer ≥ ${MIN_CORPUS_FILES}`);
+  const clientCount = Number(values.clients);
+  const queryCount = Number(values.queries);
+  const outDir = path.resolve(PROJECT_ROOT, values.out);
+  const command = ['node', '--import', 'tsx', 'bench/mcp.bench.ts', ...process.argv.slice(2)].join(' ');
+  const machine = machineInfo();
+  const startedAt = new Date().toISOString();
+
+  const initialQuiet = await waitForQuietMachine(BENCH);
+  log(`building a corpus of ${wanted} files from node_modules`);
+  const corpus = buildCorpus(wanted, values.exclude ?? []);
+  log(`corpus: ${corpus.files.length} files (${round(corpus.bytes / 2 ** 20)} MB) from ${corpus.packages} packages`);
+  let iso: IsolatedPlatform | undefined;
+  const stdioClients: Client[] = [];
+  let httpClients: Client[] = [];
+  let api: FastifyInstance | undefined;
+  const cleanupProblems: string[] = [];
+
+  try {
+    iso = await openIsolatedPlatform('mbench');
+    const { platform, config } = iso;
+
+    // Index once, with the real worker process; it is stopped before anything is measured.
+    const worker = await iso.spawnWorkers();
+    const repo = await iso.repos.add({ source: corpus.dir, name: REPO_NAME, branch: CORPUS_BRANCH });
+    log('indexing the corpus…');
+    const indexStarted = Date.now();
+    const { jobId } = await iso.repos.requestIndex(REPO_NAME);
+    const indexJob = await waitForIndexJob(platform.queues.queues.index, jobId, FULL_INDEX_TIMEOUT_MS);
+    const branch = await platform.repositories.getBranch(repo.id, CORPUS_BRANCH);
+    const index = { wallMs: indexJob.finishedOn! - indexStarted, files: branch?.fileCount ?? 0, chunks: branch?.chunkCount ?? 0 };
+    log(`indexed ${index.files} files, ${index.chunks} chunks in ${index.wallMs} ms`);
+    await worker.stop('SIGTERM');
+
+    const { measured: queries, warmup } = await buildQueries(platform, queryCount, Math.max(WARMUP_PER_CLIENT * clientCount, 20));
+    log(`${queries.length} queries (${queries.filter((q) => q.kind === 'identifier').length} identifiers), ${warmup.length} for warm-up`);
+    const tokenService = createTokenService(platform.stores.postgres, { instances: config.instances });
+    const tokens: string[] = [];
+    for (let i = 0; i < clientCount; i++) tokens.push((await tokenService.create({ name: `mcp-bench-${i}`, scopes: ['read'], instances: ['*'], actor: 'bench' })).token);
+    const stack = stackGroups(config.dataDir);
+    const benchGroup: CpuGroup = { name: 'bench (API + clients)', pids: [process.pid], withDescendants: false };
+
+    // --- Streamable HTTP, the real API as it is built for production ---
+    const quietHttp = await waitForQuietMachine(BENCH);
+    const started = await startApi(platform);
+    api = started.app;
+    let t = performance.now();
+    httpClients = await connectHttp(started.url, tokens);
+    const httpConnectMs = round(performance.now() - t);
+    log(`http: ${clientCount} clients connected in ${httpConnectMs} ms; measuring…`);
+    let cpu = measureCpu([...stack, benchGroup]);
+    const http = await measureClients(httpClients, queries, warmup);
+    const httpCpu = cpu.stop();
+    const httpOneClient = await oneClient(httpClients[0]!, spread(queries, ONE_CLIENT_QUERIES));
+    log(`http: p50 ${http.all.p50Ms} ms, p95 ${http.all.p95Ms} ms (${http.callsPerSecond} calls/s); one client p50 ${httpOneClient.p50Ms} ms`);
+    await closeHttp(httpClients);
+    httpClients = [];
+    await api.close();
+    api = undefined;
+
+    // --- stdio: one server process per client, as IDE agents spawn them ---
+    await waitForQuietMachine(BENCH);
+    log(`stdio: starting ${clientCount} server processes…`);
+    const stderrs: string[] = [];
+    const connectTimes: number[] = [];
+    const serverPids: number[] = [];
+    t = performance.now();
+    await Promise.all(
+      Array.from({ length: clientCount }, async (_, i) => {
+        const transport = new StdioClientTransport({
+          command: process.execPath,
+          args: tsNodeArgs('mcp/stdio.ts'),
+          cwd: PROJECT_ROOT,
+          env: { ...(process.env as Record<string, string>), ...iso!.env, LOG_LEVEL: 'warn', LOG_PRETTY: 'false' },
+          stderr: 'pipe',
+        });
+        stderrs[i] = '';
+        transport.stderr?.on('data', (d) => (stderrs[i] += d));
+        const client = new Client({ name: `mcp-bench-stdio-${i}`, version: '1.0.0' });
+        const c0 = performance.now();
+        await client.connect(transport);
+        await client.listTools();
+        connectTimes.push(performance.now() - c0);
+        stdioClients.push(client);
+        if (transport.pid) serverPids.push(transport.pid);
+      }),
+    ).catch((err) => {
+      throw new Error(`stdio clients failed to connect: ${err instanceof Error ? err.message : err}\n${stderrs.join('\n').slice(-3000)}`);
+    });
+    const stdioStartMs = round(performance.now() - t);
+    log(`stdio: connected in ${stdioStartMs} ms; measuring…`);
+    const quietStdio = await waitForQuietMachine(BENCH);
+    cpu = measureCpu([...stack, { name: `stdio servers (${serverPids.length})`, pids: serverPids, withDescendants: true }, { ...benchGroup, name: 'bench (clients)' }]);
+    const stdio = await measureClients(stdioClients, queries, warmup);
+    const stdioCpu = cpu.stop();
+    const stdioOneClient = await oneClient(stdioClients[0]!, spread(queries, ONE_CLIENT_QUERIES));
+    log(`stdio: p50 ${stdio.all.p50Ms} ms, p95 ${stdio.all.p95Ms} ms (${stdio.callsPerSecond} calls/s); one client p50 ${stdioOneClient.p50Ms} ms`);
+    await Promise.all(stdioClients.map((c) => c.close().catch(() => undefined)));
+    stdioClients.length = 0;
+
+    // --- Where the time goes ---
+    log('diagnostics: search without MCP, parts under concurrency, Chroma with and without its filter…');
+    await waitForQuietMachine(BENCH);
+    const search = createSearchService(platform);
+    for (const q of warmup) await search.search({ query: q.text, limit: 10 });
+    const direct = await runConcurrently(queries, clientCount, (q) => search.search({ query: q.text, limit: 10 }));
+    const directStats = latencyStats(direct.timings.map((x) => x.ms));
+
+    const timer = createPartTimer();
+    const instrumented = await startApi(platform, timer);
+    api = instrumented.app;
+    httpClients = await connectHttp(instrumented.url, tokens);
+    timer.reset();
+    cpu = measureCpu([...stack, benchGroup]);
+    const httpInstrumented = await measureClients(httpClients, queries, warmup);
+    const instrumentedCpu = cpu.stop();
+    const concurrentParts = timer.report();
+    timer.reset();
+    await oneClient(httpClients[0]!, spread(queries, ONE_CLIENT_QUERIES));
+    const oneClientParts = timer.report();
+    await closeHttp(httpClients);
+    httpClients = [];
+    await api.close();
+    api = undefined;
+    const alone = await retrieversOneAtATime(platform, repo.id, spread(queries, 40));
+
+    // ----- report -----
+    const targets: TargetResult[] = [judge('httpP95Ms', TARGETS.httpP95Ms, http.all.p95Ms), judge('stdioP95Ms', TARGETS.stdioP95Ms, stdio.all.p95Ms)];
+    const date = new Date().toISOString().slice(0, 10);
+    const results = {
+      benchmark: 'mcp',
+      date,
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      command,
+      machine: {
+        ...machine,
+        busyPercentBeforeStart: initialQuiet.busyPercent,
+        waitedForOtherBenchmarks: initialQuiet.waitedForBenchmarks,
+        busyPercentBeforeHttp: quietHttp.busyPercent,
+        busyPercentBeforeStdio: quietStdio.busyPercent,
+      },
+      config: { embeddingModel: platform.embeddings.id, rateLimitPerMinute: config.http.rateLimitPerMinute, tokens: `${clientCount} read tokens, one per client`, tool: 'semantic_search', limit: 10 },
+      corpus: corpusSummary(corpus),
+      index,
+      queries: { measured: queries.length, warmupPerClient: WARMUP_PER_CLIENT, examples: queries.slice(0, 6).map((q) => q.text) },
+      targets,
+      http: { connectMs: httpConnectMs, ...http, oneClient: httpOneClient, cpu: httpCpu },
+      stdio: { startAndConnectMs: stdioStartMs, connectPerClient: latencyStats(connectTimes), ...stdio, oneClient: stdioOneClient, cpu: stdioCpu },
+      diagnostics: {
+        searchServiceWithoutMcp: { clients: clientCount, ...directStats, callsPerSecond: round(direct.timings.length / (direct.wallMs / 1000)) },
+        httpInstrumented: { all: httpInstrumented.all, parts: concurrentParts, cpu: instrumentedCpu },
+        httpOneClientParts: oneClientParts,
+        retrieversOneAtATime: alone,
+      },
+      cleanupProblems,
+    };
+    mkdirSync(outDir, { recursive: true });
+    const jsonFile = path.join(outDir, `mcp-${date}.json`);
+    writeFileSync(jsonFile, `${JSON.stringify(results, null, 2)}\n`);
+
+    const s = (st: LatencyStats | undefined) => (st ? `p50 ${st.p50Ms} ms, p95 ${st.p95Ms} ms` : 'n/a');
+    const cores = (c: Record<string, number>) => Object.entries(c).map(([k, v]) => `${k} ${v}`).join(', ');
+    const targetRows = [['metric', 'value', 'target', 'result'], ...targets.map((x) => [x.label, `${x.value} ${x.unit}`, x.target, x.pass ? 'PASS' : 'FAIL'])];
+    const detailRows = [
+      ['detail', 'value'],
+      ['corpus', `${corpus.files.length} files, ${round(corpus.bytes / 2 ** 20)} MB, ${corpus.packages} packages${corpus.excluded.length ? `; excluded: ${corpus.excluded.join(', ')}` : ''}; indexed ${index.files} files, ${index.chunks} chunks in ${round(index.wallMs / 1000)} s`],
+      ['HTTP, 10 clients (all / identifier / natural)', `${s(http.all)} / p95 ${http.identifier.p95Ms} / p95 ${http.natural.p95Ms} ms; ${http.callsPerSecond} calls/s; ${http.toolErrors} no-result answers, ${http.failures} failures`],
+      ['HTTP, one client', s(httpOneClient)],
+      ['HTTP, CPU during the 10-client run (cores)', cores(httpCpu.cores)],
+      ['stdio, 10 clients (all / identifier / natural)', `${s(stdio.all)} / p95 ${stdio.identifier.p95Ms} / p95 ${stdio.natural.p95Ms} ms; ${stdio.callsPerSecond} calls/s; ${stdio.toolErrors} no-result answers, ${stdio.failures} failures`],
+      ['stdio, one client', s(stdioOneClient)],
+      ['stdio, start-up + connect (excluded above)', `${stdioStartMs} ms for all ${clientCount}; per client ${s(latencyStats(connectTimes))}`],
+      ['stdio, CPU during the 10-client run (cores)', cores(stdioCpu.cores)],
+      ['search service without MCP, 10 clients', `${s(directStats)}`],
+      ...Object.entries(concurrentParts).map(([k, v]) => [`part under 10 HTTP clients: ${k}`, `${s(v)} (${v!.count} calls)`]),
+      ...Object.entries(oneClientParts).map(([k, v]) => [`part, one HTTP client: ${k}`, s(v)]),
+      ['one query at a time: query embedding', s(alone.queryEmbedding)],
+      ['one query at a time: Chroma query (branch collection)', `${s(alone.chromaQuery)} (${alone.liveChunks} live chunks)`],
+      ['one query at a time: Postgres full text', s(alone.postgresFullText)],
+    ];
+    process.stdout.write(
+      ['', `MCP benchmark — ${date}`, `${machine.cpuCount} × ${machine.cpuModel}, ${machine.totalMemoryMb} MB, Node ${machine.node}, ${machine.platform}`, '', table(targetRows), '', table(detailRows), '', `results: ${path.relative(PROJECT_ROOT, jsonFile)}`, ''].join('\n'),
+    );
+    writeFileSync(
+      path.join(outDir, 'mcp.md'),
+      [
+        `# MCP server benchmark (\`bench/mcp.bench.ts\`) — ${date}`,
+        '',
+        'Command (from the repository root, with the local stack running):',
+        '',
+        '```sh',
+        command,
+        '```',
+        '',
+        `Machine: ${machine.cpuCount} × ${machine.cpuModel}, ${machine.totalMemoryMb} MB RAM, Node ${machine.node}, ${machine.platform}.`,
+        `Corpus: ${corpus.files.length} files from ${corpus.packages} packages in node_modules, indexed once by the worker process with local embeddings (\`${platform.embeddings.id}\`).`,
+        `Calls: ${queries.length} \`semantic_search\` calls (limit 10), half identifiers and half Markdown headings from the corpus, shared among ${clientCount} concurrent SDK clients; latency from \`callTool\` to its result at the client. HTTP: the real API (\`buildApp\`, 127.0.0.1), one read token per client. stdio: one \`mcp/stdio.ts\` process per client, start-up excluded.`,
+        '',
+        markdownTable(targetRows),
+        '',
+        markdownTable(detailRows),
+        '',
+        `All numbers: [\`${path.basename(jsonFile)}\`](${path.basename(jsonFile)}).`,
+        '',
+      ].join('\n'),
+    );
+  } finally {
+    log('cleaning up');
+    await Promise.all(stdioClients.map((c) => c.close().catch(() => undefined)));
+    await closeHttp(httpClients);
+    await api?.close().catch(() => undefined);
+    if (iso) cleanupProblems.push(...(await iso.cleanup()));
+    for (const p of cleanupProblems) log(`cleanup problem: ${p}`);
+    rmSync(corpus.dir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`mcp benchmark failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);
