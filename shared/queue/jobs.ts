@@ -23,6 +23,8 @@ export const JOBS = {
       /** Set by the job itself between its two steps; never by producers. */
       step: z.enum(['prepare', 'publish']).optional(),
       commit: z.string().optional(),
+      /** Files whose calls the publish step re-resolves; kept for its retries. */
+      graphScope: z.array(z.string()).optional(),
     }),
     options: {
       attempts: 3,

@@ -186,8 +186,10 @@ export function createChunkRepository(pg: PostgresConnection) {
     },
 
     async cacheEmbeddings(modelId: string, entries: Array<{ hash: string; embedding: number[] }>): Promise<void> {
-      for (let i = 0; i < entries.length; i += INSERT_ROWS) {
-        const slice = entries.slice(i, i + INSERT_ROWS);
+      // Sorted: concurrent batches sharing some texts then take row locks in the same order and never deadlock.
+      const sorted = [...entries].sort((a, b) => (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0));
+      for (let i = 0; i < sorted.length; i += INSERT_ROWS) {
+        const slice = sorted.slice(i, i + INSERT_ROWS);
         await pg.pool.query(
           `INSERT INTO embedding_cache (model_id, content_hash, embedding)
            SELECT $1::text, * FROM unnest($2::text[], $3::bytea[]) ON CONFLICT DO NOTHING`,

@@ -113,14 +113,22 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
       const commit = (job.data as IndexData).commit!;
       // Graph first: files that went away lose their nodes, then calls and inheritance are re-resolved for
       // every file the run touched and every file importing one of them (their calls may point into them).
+      // The scope is kept in the job: publishing clears the staging it comes from, and a retry needs it.
       const scope = { repoId: data.repositoryId, branch: data.branch };
-      const { written, removed } = await chunks.stagedGraphChanges(job.id!);
-      const touched = [...written, ...removed];
-      const dependents = await deps.graph.dependentsOf(scope, touched);
-      await deps.graph.deleteFiles(scope, removed);
-      const gone = new Set(removed);
-      await deps.graph.resolveEdges(scope, [...new Set([...written, ...dependents])].filter((p) => !gone.has(p)));
-      const { removedIds } = await chunks.publish({ runId: job.id!, repositoryId: data.repositoryId, branch: data.branch, commit });
+      let resolveScope = (job.data as IndexData).graphScope;
+      if (!resolveScope) {
+        const { written, removed } = await chunks.stagedGraphChanges(job.id!);
+        const dependents = await deps.graph.dependentsOf(scope, [...written, ...removed]);
+        await deps.graph.deleteFiles(scope, removed);
+        const gone = new Set(removed);
+        resolveScope = [...new Set([...written, ...dependents])].filter((p) => !gone.has(p));
+        await job.updateData({ ...(job.data as IndexData), graphScope: resolveScope });
+      }
+      // Neo4j and Postgres work side by side (two cores); each is idempotent, so a retry redoes both safely.
+      const [{ removedIds }] = await Promise.all([
+        chunks.publish({ runId: job.id!, repositoryId: data.repositoryId, branch: data.branch, commit }),
+        deps.graph.resolveEdges(scope, resolveScope),
+      ]);
       // After the commit: a vector left behind by a failure here is not live in Postgres, so no search returns it.
       await deps.vectors.delete({ repositoryId: data.repositoryId, branch: data.branch }, removedIds).catch((err) => logger.warn({ err: errorMessage(err) }, 'could not remove replaced vectors'));
       const branch = await repositories.getBranch(data.repositoryId, data.branch);
