@@ -3,7 +3,7 @@
  * writes the graph, what the graph adds to a full index, and how fast
  * callers and dependents answer.
  *
- *   node --import tsx bench/graph.bench.ts [--files 6000] [--exclude GLOB]… [--clients 10] [--queries 300] [--pairs 1] [--no-overhead] [--out bench/results]
+ *   node --import tsx bench/graph.bench.ts [--files 6000] [--exclude GLOB]… [--clients 10] [--queries 300] [--pairs 2] [--no-overhead] [--out bench/results]
  *
  * Three full indexes of the same corpus (real files from node_modules,
  * committed to a temporary Git repository; local embeddings), each in a fresh
@@ -47,6 +47,7 @@ import {
   type LatencyStats,
   type TargetResult,
 } from './lib/common.ts';
+import { measureCpu, stackGroups, type CpuGroup } from './lib/cpu.ts';
 import { buildCorpus, corpusSummary, CORPUS_BRANCH, MIN_CORPUS_FILES, type Corpus } from './lib/corpus.ts';
 import { childrenOfRun, openIsolatedPlatform, waitForIndexJob, type IsolatedPlatform, type RunChildren } from './lib/isolated.ts';
 
@@ -166,13 +167,17 @@ interface FullRun {
   graphBatches: RunChildren;
   embedBatches: RunChildren;
   result: Record<string, unknown>;
+  /** Average cores each process group used over the run. */
+  cpu: ReturnType<ReturnType<typeof measureCpu>['stop']>;
 }
 
-async function fullIndex(iso: IsolatedPlatform, corpus: Corpus): Promise<FullRun> {
+async function fullIndex(iso: IsolatedPlatform, corpus: Corpus, cpuGroups: CpuGroup[]): Promise<FullRun> {
   const repo = await iso.repos.add({ source: corpus.dir, name: REPO_NAME, branch: CORPUS_BRANCH });
+  const cpu = measureCpu(cpuGroups);
   const enqueuedAt = Date.now();
   const { jobId } = await iso.repos.requestIndex(REPO_NAME);
   const job = await waitForIndexJob(iso.platform.queues.queues.index, jobId, FULL_INDEX_TIMEOUT_MS);
+  const cpuUsed = cpu.stop();
   const branch = await iso.platform.repositories.getBranch(repo.id, CORPUS_BRANCH);
   const [graphBatches, embedBatches] = await Promise.all([
     childrenOfRun(iso.platform.queues.queues.graph, jobId),
@@ -194,6 +199,7 @@ async function fullIndex(iso: IsolatedPlatform, corpus: Corpus): Promise<FullRun
     graphBatches,
     embedBatches,
     result: (job.returnvalue ?? {}) as Record<string, unknown>,
+    cpu: cpuUsed,
   };
 }
 
@@ -299,7 +305,7 @@ function timedQueryService(platform: Platform, parts: Parts) {
   return createGraphQueryService({ ...platform, graph, repositories });
 }
 
-async function measureQueries(platform: Platform, inputs: Awaited<ReturnType<typeof queryInputs>>, clients: number) {
+async function measureQueries(platform: Platform, inputs: Awaited<ReturnType<typeof queryInputs>>, clients: number, cpuGroups: CpuGroup[]) {
   const service = createGraphQueryService(platform);
   const callers = (name: string) => service.callers(name, { depth: QUERY_DEPTH });
   const dependents = (p: string) => service.dependents(p, { depth: QUERY_DEPTH });
@@ -307,8 +313,12 @@ async function measureQueries(platform: Platform, inputs: Awaited<ReturnType<typ
   for (const p of inputs.paths.slice(0, WARMUP_QUERIES)) await dependents(p).catch(() => undefined);
 
   // The measured runs: the plain service, as the API and MCP tools use it.
+  let cpu = measureCpu(cpuGroups);
   const c = await runConcurrently(inputs.names, clients, (q) => callers(q.name));
+  const callersCpu = cpu.stop();
+  cpu = measureCpu(cpuGroups);
   const d = await runConcurrently(inputs.paths, clients, (p) => dependents(p));
+  const dependentsCpu = cpu.stop();
   const errors = [...c.timings, ...d.timings].filter((t) => t.error).map((t) => t.error!);
   const resultSizes = (ts: typeof c.timings | typeof d.timings) => ts.map((t) => (t.result as { results: unknown[] } | undefined)?.results.length ?? 0);
   const callerSizes = resultSizes(c.timings);
@@ -362,6 +372,7 @@ async function measureQueries(platform: Platform, inputs: Awaited<ReturnType<typ
       meanResults: round(callerSizes.reduce((a, b) => a + b, 0) / Math.max(1, callerSizes.length)),
       slowest,
       examples: inputs.names.slice(0, 6).map((q) => q.name),
+      cpu: callersCpu,
     },
     dependents: {
       queries: d.timings.length,
@@ -370,9 +381,74 @@ async function measureQueries(platform: Platform, inputs: Awaited<ReturnType<typ
       emptyResults: dependentSizes.filter((n) => n === 0).length,
       meanResults: round(dependentSizes.reduce((a, b) => a + b, 0) / Math.max(1, dependentSizes.length)),
       examples: inputs.paths.slice(0, 4),
+      cpu: dependentsCpu,
     },
     errors: { count: errors.length, first: [...new Set(errors)].slice(0, 5) },
     breakdown: { concurrent: concurrentParts, oneClient: oneClientParts },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Why callers cost what they cost: query plans, and the walk from an index seek
+// ---------------------------------------------------------------------------
+
+interface PlanNode {
+  operatorType: string;
+  dbHits?: number | null;
+  rows?: number | null;
+  arguments?: Record<string, unknown>;
+  children: PlanNode[];
+}
+
+function flattenPlan(plan: PlanNode, out: Array<{ operator: string; dbHits: number; rows: number; details?: string }> = []) {
+  const details = plan.arguments?.Details;
+  out.push({ operator: plan.operatorType, dbHits: Number(plan.dbHits ?? 0), rows: Number(plan.rows ?? 0), ...(typeof details === 'string' ? { details: details.slice(0, 160) } : {}) });
+  for (const c of plan.children) flattenPlan(c, out);
+  return out;
+}
+
+/** The callers query as the service sends it (see graph-query.service.ts), and the same walk from a name-only match. */
+function callersCypher(rootBy: 'name-or-qualified' | 'name-only', limit = 50): string {
+  const root =
+    rootBy === 'name-or-qualified'
+      ? `UNWIND $targets AS t
+         MATCH (root:Symbol {repoId: t.repoId, branch: t.branch})
+         WHERE (root.name = $name OR root.qualifiedName = $name) AND ($path IS NULL OR root.path = $path)`
+      : `UNWIND $targets AS t
+         MATCH (root:Symbol {repoId: t.repoId, branch: t.branch, name: $name})`;
+  return `${root}
+    MATCH p = (s:Symbol)-[:CALLS*1..${QUERY_DEPTH}]->(root)
+    WHERE s <> root
+    WITH s, min(length(p)) AS depth
+    RETURN s.repoId AS repoId, s.path AS path, s.name AS name, s.qualifiedName AS qualifiedName, s.kind AS kind, s.startLine AS startLine, s.endLine AS endLine, depth
+    ORDER BY depth, path, startLine
+    LIMIT ${limit}`;
+}
+
+async function callersDiagnostics(platform: Platform, repositoryId: number, names: Array<{ name: string }>, clients: number) {
+  const { driver, database } = platform.stores.neo4j;
+  const params = (name: string) => ({ targets: [{ repoId: platform.graph.repoKey(repositoryId), branch: CORPUS_BRANCH }], name, path: null });
+  const profile = async (rootBy: 'name-or-qualified' | 'name-only', name: string) => {
+    const { summary } = await driver.executeQuery(`PROFILE ${callersCypher(rootBy)}`, params(name), { database });
+    const ops = summary.profile ? flattenPlan(summary.profile as unknown as PlanNode) : [];
+    return { totalDbHits: ops.reduce((a, o) => a + o.dbHits, 0), operators: ops };
+  };
+  const sample = names.find((n) => n.name.length > 3)?.name ?? names[0]!.name;
+  const plans = { name: sample, serviceQuery: await profile('name-or-qualified', sample), nameOnly: await profile('name-only', sample) };
+
+  // The walk from an index seek, timed like the service's query (one Neo4j round trip instead of two, no repository list).
+  const nameOnly = (name: string) => driver.executeQuery(callersCypher('name-only'), params(name), { database, routing: 'READ' });
+  for (const q of names.slice(0, WARMUP_QUERIES)) await nameOnly(q.name);
+  const one = await runConcurrently(spread(names, DIAGNOSTIC_QUERIES), 1, (q) => nameOnly(q.name));
+  const concurrent = await runConcurrently(names, clients, (q) => nameOnly(q.name));
+  return {
+    plans,
+    nameOnlyIndexSeek: {
+      note: 'the callers walk from (root:Symbol {repoId, branch, name}) — the (repoId, branch, name) index — in one query; qualified names not matched',
+      oneClient: latencyStats(one.timings.map((t) => t.ms)),
+      concurrent: latencyStats(concurrent.timings.map((t) => t.ms)),
+      queriesPerSecond: round(concurrent.timings.length / (concurrent.wallMs / 1000)),
+    },
   };
 }
 
@@ -388,7 +464,7 @@ async function main(): Promise<void> {
       exclude: { type: 'string', multiple: true, default: [] },
       clients: { type: 'string', default: '10' },
       queries: { type: 'string', default: '300' },
-      pairs: { type: 'string', default: '1' },
+      pairs: { type: 'string', default: '2' },
       'no-overhead': { type: 'boolean', default: false },
     },
   });
@@ -417,7 +493,8 @@ async function main(): Promise<void> {
     log(`worker process ${worker.child.pid} ready (concurrency ${a.config.workerConcurrency})`);
     const quietA = await waitForQuietMachine(BENCH);
     log('(a) full index with the worker process…');
-    const runA = await fullIndex(a, corpus);
+    const stack = stackGroups(a.config.dataDir);
+    const runA = await fullIndex(a, corpus, [...stack, { name: 'workers', pids: [worker.child.pid!], withDescendants: true }, { name: 'bench', pids: [process.pid], withDescendants: false }]);
     const countsA = await countGraph(a.platform, runA.repositoryId);
     const ratesA = writeRates(runA, countsA);
     log(`(a) ${runA.files} files in ${runA.wallMs} ms; graph ${countsA.nodes} nodes + ${countsA.edges} edges; ${ratesA.perSecondSpan}/s over batches' span + publish`);
@@ -426,7 +503,10 @@ async function main(): Promise<void> {
     log('(c) query latency…');
     const inputs = await queryInputs(a.platform, runA.repositoryId, queries);
     await waitForQuietMachine(BENCH);
-    const q = await measureQueries(a.platform, inputs, clients);
+    const cpuGroups: CpuGroup[] = [...stack, { name: 'bench', pids: [process.pid], withDescendants: false }];
+    const q = await measureQueries(a.platform, inputs, clients, cpuGroups);
+    log('(c) diagnostics: query plans, callers from an index seek…');
+    const callersDiag = await callersDiagnostics(a.platform, runA.repositoryId, inputs.names, clients);
     log(`(c) callers p50 ${q.callers.latency.p50Ms} p95 ${q.callers.latency.p95Ms} ms; dependents p50 ${q.dependents.latency.p50Ms} p95 ${q.dependents.latency.p95Ms} ms`);
     const deleteStarted = performance.now();
     await a.platform.graph.deleteRepository(runA.repositoryId);
@@ -448,7 +528,7 @@ async function main(): Promise<void> {
           const workers = await iso.startInProcessWorkers({ graphExtractor: extractor, graph: instrumented.graph });
           const quiet = await waitForQuietMachine(BENCH);
           log(`(b) full index in-process, ${variant} (pair ${pair + 1}/${pairs})…`);
-          const run = await fullIndex(iso, corpus);
+          const run = await fullIndex(iso, corpus, [...stack, { name: 'bench + workers', pids: [process.pid], withDescendants: true }]);
           await workers.close();
           extractor.close();
           const counts = variant === 'graph' ? await countGraph(iso.platform, run.repositoryId) : undefined;
@@ -500,7 +580,7 @@ async function main(): Promise<void> {
         addedPercent,
         runs: overhead,
       },
-      queries: q,
+      queries: { ...q, callersDiagnostics: callersDiag },
       cleanupProblems,
     };
 
@@ -509,6 +589,8 @@ async function main(): Promise<void> {
     writeFileSync(jsonFile, `${JSON.stringify(results, null, 2)}\n`);
 
     const s = (st: LatencyStats) => `p50 ${st.p50Ms} ms, p95 ${st.p95Ms} ms, max ${st.maxMs} ms`;
+    const scans = (ops: Array<{ operator: string }>) => [...new Set(ops.filter((o) => /Scan|Seek/.test(o.operator)).map((o) => o.operator))].join(' + ') || '?';
+    const cores = (c: Record<string, number>) => Object.entries(c).filter(([, v]) => v >= 0.01).map(([k, v]) => `${k} ${v}`).join(', ');
     const targetRows = [['metric', 'value', 'target', 'result'], ...targets.map((t) => [t.label, `${t.value} ${t.unit}`, t.target, t.pass ? 'PASS' : 'FAIL'])];
     const graphRun = byVariant('graph')[0];
     const detailRows = [
@@ -518,6 +600,7 @@ async function main(): Promise<void> {
       ['(a) graph in Neo4j', `${countsA.nodes} nodes (${Object.entries(countsA.nodesByLabel).map(([k, v]) => `${k} ${v}`).join(', ')}); ${countsA.edges} edges (${Object.entries(countsA.edgesByType).map(([k, v]) => `${k} ${v}`).join(', ')})`],
       ['(a) graph-batch jobs', `${runA.graphBatches.jobs} jobs, span ${runA.graphBatches.spanMs} ms, busy ${runA.graphBatches.busyMs} ms (sum), ${runA.graphBatches.failedAttempts} failed attempts`],
       ['(a) publish step (resolution + Postgres publish)', `${runA.publishMs} ms`],
+      ['(a) CPU over the run (cores)', cores(runA.cpu.cores)],
       ['(a) write rate, (nodes+edges) / (batch span + publish)', `${ratesA.perSecondSpan} /s`],
       ['(a) write rate, (nodes+edges) / (batch busy sum + publish)', `${ratesA.perSecondBusy} /s`],
       ['(a) batches only: nodes+edges they wrote / span, / busy', `${ratesA.batchPerSecondSpan} /s, ${ratesA.batchPerSecondBusy} /s (${ratesA.batchEntities} entities)`],
@@ -531,6 +614,7 @@ async function main(): Promise<void> {
               '(b) graph store time in the with-graph run',
               Object.entries(graphRun.storeTimings).map(([k, v]) => `${k} ${v.calls}× ${v.ms} ms`).join(', '),
             ],
+            ['(b) CPU over the run, no graph / with graph (cores)', `${byVariant('no-graph').map((o) => cores(o.run.cpu.cores)).join('; ')} / ${byVariant('graph').map((o) => cores(o.run.cpu.cores)).join('; ')}`],
             ['(b) publish step, no graph / with graph', `${byVariant('no-graph').map((o) => o.run.publishMs).join(', ')} / ${byVariant('graph').map((o) => o.run.publishMs).join(', ')} ms`],
           ]
         : []),
@@ -540,6 +624,15 @@ async function main(): Promise<void> {
       ['(c) callers parts, 10 clients: Postgres / Neo4j', `p95 ${q.breakdown.concurrent.callers.postgres.p95Ms} / ${q.breakdown.concurrent.callers.neo4j.p95Ms} ms`],
       ['(c) dependents parts, 10 clients: Postgres / Neo4j', `p95 ${q.breakdown.concurrent.dependents.postgres.p95Ms} / ${q.breakdown.concurrent.dependents.neo4j.p95Ms} ms`],
       ['(c) one client: callers / dependents', `p50 ${q.breakdown.oneClient.callers.total.p50Ms} / ${q.breakdown.oneClient.dependents.total.p50Ms} ms, p95 ${q.breakdown.oneClient.callers.total.p95Ms} / ${q.breakdown.oneClient.dependents.total.p95Ms} ms`],
+      ['(c) CPU during callers / dependents (cores)', `${cores(q.callers.cpu.cores)} / ${cores(q.dependents.cpu.cores)}`],
+      [
+        '(c) callers root match, PROFILE (db hits: service query / name-only)',
+        `${callersDiag.plans.serviceQuery.totalDbHits} / ${callersDiag.plans.nameOnly.totalDbHits} for "${callersDiag.plans.name}"; service query finds roots by ${scans(callersDiag.plans.serviceQuery.operators)}, name-only by ${scans(callersDiag.plans.nameOnly.operators)}`,
+      ],
+      [
+        '(c) callers walk from an index seek, one query (diagnostic)',
+        `one client ${s(callersDiag.nameOnlyIndexSeek.oneClient)}; 10 clients ${s(callersDiag.nameOnlyIndexSeek.concurrent)}, ${callersDiag.nameOnlyIndexSeek.queriesPerSecond} q/s`,
+      ],
       ['(c) errors', `${q.errors.count}${q.errors.first.length ? `: ${q.errors.first.join('; ')}` : ''}`],
       ['graph delete (deleteRepository) after (a)', `${graphDeleteMs} ms`],
     ];

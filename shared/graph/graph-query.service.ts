@@ -103,10 +103,19 @@ export function createGraphQueryService(platform: Platform) {
 
   const SYMBOL_FIELDS = `s.repoId AS repoId, s.path AS path, s.name AS name, s.qualifiedName AS qualifiedName, s.kind AS kind, s.startLine AS startLine, s.endLine AS endLine`;
 
-  /** Matches a symbol by name or qualified name (`Class.method`), optionally in one file. */
+  /**
+   * Matches a symbol by name or qualified name (`Class.method`), optionally in
+   * one file. A UNION of two exact lookups, not an OR: each uses its index,
+   * where `name = $x OR qualifiedName = $x` would scan every symbol.
+   */
+  const symbolsNamed = (variable: string, param: string) => `CALL {
+      WITH t MATCH (${variable}:Symbol {repoId: t.repoId, branch: t.branch, name: ${param}}) RETURN ${variable}
+      UNION
+      WITH t MATCH (${variable}:Symbol {repoId: t.repoId, branch: t.branch, qualifiedName: ${param}}) RETURN ${variable}
+    }`;
   const ROOT_MATCH = `UNWIND $targets AS t
-    MATCH (root:Symbol {repoId: t.repoId, branch: t.branch})
-    WHERE (root.name = $name OR root.qualifiedName = $name) AND ($path IS NULL OR root.path = $path)`;
+    ${symbolsNamed('root', '$name')}
+    WITH root WHERE $path IS NULL OR root.path = $path`;
 
   async function related(direction: 'callers' | 'callees', symbol: string, options: GraphScopeInput & { depth?: number; limit?: number; path?: string }) {
     const name = checkName(symbol);
@@ -188,9 +197,12 @@ export function createGraphQueryService(platform: Platform) {
       const byId = index(t);
       const rows = await graph.read<SymbolRow>(
         `UNWIND $targets AS t
-         MATCH (s:Symbol {repoId: t.repoId, branch: t.branch})
-         WHERE (s.name = $name OR s.qualifiedName = $name OR ($prefix AND (s.name STARTS WITH $name OR s.qualifiedName STARTS WITH $name)))
-           AND ($kind IS NULL OR s.kind = $kind)
+         CALL {
+           WITH t MATCH (s:Symbol {repoId: t.repoId, branch: t.branch}) WHERE s.name STARTS WITH $name AND ($prefix OR s.name = $name) RETURN s
+           UNION
+           WITH t MATCH (s:Symbol {repoId: t.repoId, branch: t.branch}) WHERE s.qualifiedName STARTS WITH $name AND ($prefix OR s.qualifiedName = $name) RETURN s
+         }
+         WITH s WHERE $kind IS NULL OR s.kind = $kind
          RETURN ${SYMBOL_FIELDS}
          ORDER BY CASE WHEN s.name = $name OR s.qualifiedName = $name THEN 0 ELSE 1 END, s.qualifiedName, s.path
          LIMIT ${limit}`,
@@ -217,8 +229,9 @@ export function createGraphQueryService(platform: Platform) {
       const byId = index(t);
       const rows = await graph.read<{ steps: SymbolRow[] }>(
         `UNWIND $targets AS t
-         MATCH (a:Symbol {repoId: t.repoId, branch: t.branch}) WHERE a.name = $from OR a.qualifiedName = $from
-         MATCH (b:Symbol {repoId: t.repoId, branch: t.branch}) WHERE (b.name = $to OR b.qualifiedName = $to) AND a <> b
+         ${symbolsNamed('a', '$from')}
+         ${symbolsNamed('b', '$to')}
+         WITH a, b WHERE a <> b
          MATCH p = shortestPath((a)-[:CALLS*..${maxDepth}]->(b))
          RETURN [s IN nodes(p) | {repoId: s.repoId, path: s.path, name: s.name, qualifiedName: s.qualifiedName, kind: s.kind, startLine: s.startLine, endLine: s.endLine}] AS steps
          ORDER BY length(p)

@@ -284,17 +284,17 @@ export function createChunkRepository(pg: PostgresConnection) {
                   AND ($2::text IS NULL OR c.language = $2)
                 LIMIT ${Number(candidates)}
              ) c
-            ORDER BY ts_rank_cd(c.search_vector, to_tsquery('simple', $1)) DESC, c.id
+            ORDER BY ts_rank(c.search_vector, to_tsquery('simple', $1)) DESC, c.id
             LIMIT ${Number(limit)}`,
           repoIds ? [tsquery, filter.language ?? null, repoIds, branches] : [tsquery, filter.language ?? null],
         );
         return rows.map(toLiveChunk);
       };
       const prefixed = terms.map((t) => `${t}:*`);
-      const all = await run(prefixed.join(' & '), 5000);
+      const all = await run(prefixed.join(' & '), 1000);
       if (all.length >= limit || terms.length === 1) return all;
       const seen = new Set(all.map((c) => c.id));
-      const any = await run(prefixed.join(' | '), 1000);
+      const any = await run(prefixed.join(' | '), 500);
       return [...all, ...any.filter((c) => !seen.has(c.id))].slice(0, limit);
     },
 

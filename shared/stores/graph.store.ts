@@ -53,6 +53,7 @@ const SCHEMA = [
   'CREATE CONSTRAINT pk_symbol_key IF NOT EXISTS FOR (s:Symbol) REQUIRE s.key IS UNIQUE',
   'CREATE CONSTRAINT pk_module_key IF NOT EXISTS FOR (m:Module) REQUIRE m.key IS UNIQUE',
   'CREATE INDEX pk_symbol_name IF NOT EXISTS FOR (s:Symbol) ON (s.repoId, s.branch, s.name)',
+  'CREATE INDEX pk_symbol_qname IF NOT EXISTS FOR (s:Symbol) ON (s.repoId, s.branch, s.qualifiedName)',
   'CREATE INDEX pk_symbol_path IF NOT EXISTS FOR (s:Symbol) ON (s.repoId, s.branch, s.path)',
   'CREATE INDEX pk_file_scope IF NOT EXISTS FOR (f:File) ON (f.repoId, f.branch)',
 ];
