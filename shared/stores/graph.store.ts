@@ -118,7 +118,8 @@ export function createGraphStore(neo4j: Neo4jConnection, namespace: string) {
         }));
         await write(async (tx) => {
           const params = { rows, ...scopeParams(scope), repoName };
-          // Old symbols (with every edge touching them) and old imports of these files go first.
+          // Old symbols (with every edge touching them) and old imports of these files go first, so the
+          // imports below can be CREATEd (one per target, deduplicated upstream) instead of MERGEd.
           await tx.run(
             `UNWIND $rows AS row
              MATCH (f:File {key: row.key})
@@ -149,7 +150,7 @@ export function createGraphStore(neo4j: Neo4jConnection, namespace: string) {
              UNWIND row.fileImports AS imp
              MERGE (t:File {key: imp.key})
                ON CREATE SET t.repoId = $repoId, t.branch = $branch, t.path = imp.path, t.placeholder = true
-             MERGE (f)-[e:IMPORTS]->(t) SET e.names = imp.names`,
+             CREATE (f)-[:IMPORTS {names: imp.names}]->(t)`,
             params,
           );
           await tx.run(
@@ -157,7 +158,7 @@ export function createGraphStore(neo4j: Neo4jConnection, namespace: string) {
              MATCH (f:File {key: row.key})
              UNWIND row.moduleImports AS imp
              MERGE (m:Module {key: imp.key}) ON CREATE SET m.repoId = $repoId, m.branch = $branch, m.name = imp.name
-             MERGE (f)-[e:IMPORTS]->(m) SET e.names = imp.names`,
+             CREATE (f)-[:IMPORTS {names: imp.names}]->(m)`,
             params,
           );
         });
