@@ -785,8 +785,10 @@ async function measureSearchParts(ctx: Context, queries: string[]) {
  * Where the time of a full run could go, one stage at a time in this process
  * (single-threaded, no queue, nothing else running): chunking every corpus
  * file, embedding every distinct chunk with the local provider, and upserting
- * those vectors into a scratch Chroma collection. Compared with the full
- * run's rate, they say which stage bounds it.
+ * those vectors into scratch Chroma collections (one writer and as many as the
+ * embed pool runs; the metadata written today and scope-only metadata).
+ * Compared with the full run's rate, they say which stage bounds it and what
+ * a change would buy.
  */
 async function measureStages(ctx: Context, corpus: Corpus) {
   const chunker = await createChunker({ maxChunkChars: ctx.config.index.maxChunkChars });
@@ -799,29 +801,47 @@ async function measureStages(ctx: Context, corpus: Corpus) {
   const chunkMs = performance.now() - started;
   chunker.close();
 
-  const { rows } = await ctx.platform.stores.postgres.pool.query<{ id: string; content: string }>(
-    `SELECT DISTINCT ON (content_hash) id, content FROM chunks ORDER BY content_hash`,
-  );
+  const { rows } = await ctx.platform.stores.postgres.pool.query<{
+    id: string;
+    content: string;
+    path: string;
+    start_line: number;
+    end_line: number;
+    symbol: string | null;
+    kind: string;
+    language: string | null;
+  }>(`SELECT DISTINCT ON (content_hash) id, content, path, start_line, end_line, symbol, kind, language FROM chunks ORDER BY content_hash`);
   const batch = ctx.config.index.batchChunks;
-  const batches: VectorRecord[][] = [];
+  const vectors: number[][] = [];
   let embedMs = 0;
   for (let i = 0; i < rows.length; i += batch) {
-    const slice = rows.slice(i, i + batch);
     started = performance.now();
-    const vectors = await ctx.platform.embeddings.embed(slice.map((r) => r.content));
+    vectors.push(...(await ctx.platform.embeddings.embed(rows.slice(i, i + batch).map((r) => r.content))));
     embedMs += performance.now() - started;
-    batches.push(
-      slice.map((r, j) => ({
-        id: r.id,
-        embedding: vectors[j]!,
-        // The same fields the embed-batch job writes, so Chroma indexes as much metadata.
-        metadata: { repository_id: ctx.repositoryId, branch: BRANCH, path: 'pkg/file.js', language: 'javascript', start_line: 1, end_line: 40, symbol: 'name', kind: 'function', commit: '0'.repeat(40) },
-      })),
-    );
   }
+  const commit = (await ctx.platform.repositories.getBranch(ctx.repositoryId, BRANCH))?.indexedCommit ?? '';
+  // The metadata the embed-batch job writes, with its real values: Chroma indexes every
+  // metadata value, so distinct paths, symbols and line numbers cost more than constants.
+  const fullMetadata = (r: (typeof rows)[number]): VectorRecord['metadata'] => ({
+    repository_id: ctx.repositoryId,
+    branch: BRANCH,
+    path: r.path,
+    language: r.language ?? '',
+    start_line: r.start_line,
+    end_line: r.end_line,
+    symbol: r.symbol ?? '',
+    kind: r.kind,
+    commit,
+  });
+  // Only what scopes a vector; Postgres holds the rest and search reads it from there.
+  const scopeOnly = () => ({ repository_id: ctx.repositoryId, branch: BRANCH }) as VectorRecord['metadata'];
 
-  // Once with one writer, once with as many as the embed pool runs: equal rates mean Chroma serialises writes.
-  const upsertRate = async (collection: string, writers: number) => {
+  // Writers: one, then as many as the embed pool runs. Metadata: as written today, then scope only.
+  const upsertRate = async (collection: string, writers: number, metadata: (r: (typeof rows)[number]) => VectorRecord['metadata']) => {
+    const batches: VectorRecord[][] = [];
+    for (let i = 0; i < rows.length; i += batch) {
+      batches.push(rows.slice(i, i + batch).map((r, j) => ({ id: r.id, embedding: vectors[i + j]!, metadata: metadata(r) })));
+    }
     const scratch = createVectorStore(ctx.platform.stores.chroma, collection);
     let next = 0;
     const t = performance.now();
@@ -836,8 +856,9 @@ async function measureStages(ctx: Context, corpus: Corpus) {
   return {
     chunking: { files: corpus.files.length, chunks, ms: Math.round(chunkMs), filesPerSecond: round(corpus.files.length / (chunkMs / 1000)) },
     localEmbedding: { texts: rows.length, ms: Math.round(embedMs), textsPerSecond: round(rows.length / (embedMs / 1000)) },
-    chromaUpsert: await upsertRate('stage-diagnostic-1', 1),
-    chromaUpsertConcurrent: await upsertRate('stage-diagnostic-n', ctx.config.workerConcurrency),
+    chromaUpsert: await upsertRate('stage-diagnostic-1', 1, fullMetadata),
+    chromaUpsertConcurrent: await upsertRate('stage-diagnostic-n', ctx.config.workerConcurrency, fullMetadata),
+    chromaUpsertScopeOnly: await upsertRate('stage-diagnostic-s', 1, scopeOnly),
   };
 }
 
@@ -1077,10 +1098,14 @@ async function main(): Promise<void> {
           ['diagnostic (in the bench process, one stage at a time)', 'rate'],
           ['chunking (tree-sitter)', `${stages.chunking.filesPerSecond} files/s (${stages.chunking.chunks} chunks in ${stages.chunking.ms} ms)`],
           ['local embedding', `${stages.localEmbedding.textsPerSecond} texts/s (${stages.localEmbedding.texts} in ${stages.localEmbedding.ms} ms)`],
-          ['Chroma upsert, 1 writer', `${stages.chromaUpsert.vectorsPerSecond} vectors/s (${stages.chromaUpsert.vectors} in ${stages.chromaUpsert.ms} ms)`],
+          ['Chroma upsert, 1 writer (metadata as the embed job writes it)', `${stages.chromaUpsert.vectorsPerSecond} vectors/s (${stages.chromaUpsert.vectors} in ${stages.chromaUpsert.ms} ms)`],
           [
             `Chroma upsert, ${stages.chromaUpsertConcurrent.writers} writers`,
             `${stages.chromaUpsertConcurrent.vectorsPerSecond} vectors/s (${stages.chromaUpsertConcurrent.vectors} in ${stages.chromaUpsertConcurrent.ms} ms)`,
+          ],
+          [
+            'Chroma upsert, 1 writer, metadata = repository + branch only',
+            `${stages.chromaUpsertScopeOnly.vectorsPerSecond} vectors/s (${stages.chromaUpsertScopeOnly.vectors} in ${stages.chromaUpsertScopeOnly.ms} ms)`,
           ],
           ...(searchParts
             ? Object.entries(searchParts).map(([part, st]) => [`search part: ${part} (1 client)`, `p50 ${st.p50Ms} ms, p95 ${st.p95Ms} ms, max ${st.maxMs} ms`])
