@@ -407,16 +407,10 @@ function flattenPlan(plan: PlanNode, out: Array<{ operator: string; dbHits: numb
   return out;
 }
 
-/** The callers query as the service sends it (see graph-query.service.ts), and the same walk from a name-only match. */
-function callersCypher(rootBy: 'name-or-qualified' | 'name-only', limit = 50): string {
-  const root =
-    rootBy === 'name-or-qualified'
-      ? `UNWIND $targets AS t
-         MATCH (root:Symbol {repoId: t.repoId, branch: t.branch})
-         WHERE (root.name = $name OR root.qualifiedName = $name) AND ($path IS NULL OR root.path = $path)`
-      : `UNWIND $targets AS t
-         MATCH (root:Symbol {repoId: t.repoId, branch: t.branch, name: $name})`;
-  return `${root}
+/** The callers walk from a name-only index seek, in one query: a reference for what one round trip costs. */
+function nameOnlyCallersCypher(limit = 50): string {
+  return `UNWIND $targets AS t
+    MATCH (root:Symbol {repoId: t.repoId, branch: t.branch, name: $name})
     MATCH p = (s:Symbol)-[:CALLS*1..${QUERY_DEPTH}]->(root)
     WHERE s <> root
     WITH s, min(length(p)) AS depth
@@ -425,26 +419,56 @@ function callersCypher(rootBy: 'name-or-qualified' | 'name-only', limit = 50): s
     LIMIT ${limit}`;
 }
 
-async function callersDiagnostics(platform: Platform, repositoryId: number, names: Array<{ name: string }>, clients: number) {
+/**
+ * What the service really sends to Neo4j for one callers and one dependents
+ * call (captured, whatever version of the service runs), each PROFILEd: db
+ * hits and how the first nodes are found (an index seek, or a scan).
+ */
+async function queryPlans(platform: Platform, name: string, filePath: string) {
   const { driver, database } = platform.stores.neo4j;
-  const params = (name: string) => ({ targets: [{ repoId: platform.graph.repoKey(repositoryId), branch: CORPUS_BRANCH }], name, path: null });
-  const profile = async (rootBy: 'name-or-qualified' | 'name-only', name: string) => {
-    const { summary } = await driver.executeQuery(`PROFILE ${callersCypher(rootBy)}`, params(name), { database });
-    const ops = summary.profile ? flattenPlan(summary.profile as unknown as PlanNode) : [];
-    return { totalDbHits: ops.reduce((a, o) => a + o.dbHits, 0), operators: ops };
+  const captured: Array<{ call: string; cypher: string; params: Record<string, unknown> }> = [];
+  let call = '';
+  const graph: GraphStore = {
+    ...platform.graph,
+    read: async (cypher, params) => {
+      captured.push({ call, cypher, params });
+      return platform.graph.read(cypher, params);
+    },
   };
-  const sample = names.find((n) => n.name.length > 3)?.name ?? names[0]!.name;
-  const plans = { name: sample, serviceQuery: await profile('name-or-qualified', sample), nameOnly: await profile('name-only', sample) };
+  const service = createGraphQueryService({ ...platform, graph });
+  call = 'callers';
+  await service.callers(name, { depth: QUERY_DEPTH }).catch(() => undefined);
+  call = 'dependents';
+  await service.dependents(filePath, { depth: QUERY_DEPTH }).catch(() => undefined);
+  const plans = [];
+  for (const [i, c] of captured.entries()) {
+    const { summary } = await driver.executeQuery(`PROFILE ${c.cypher}`, c.params, { database });
+    const ops = summary.profile ? flattenPlan(summary.profile as unknown as PlanNode) : [];
+    plans.push({
+      call: c.call,
+      query: i,
+      totalDbHits: ops.reduce((a, o) => a + o.dbHits, 0),
+      finds: [...new Set(ops.filter((o) => /Scan|Seek/.test(o.operator)).map((o) => o.operator))],
+      operators: ops,
+      cypher: c.cypher.replace(/\s+/g, ' ').slice(0, 400),
+    });
+  }
+  return { name, path: filePath, plans };
+}
 
-  // The walk from an index seek, timed like the service's query (one Neo4j round trip instead of two, no repository list).
-  const nameOnly = (name: string) => driver.executeQuery(callersCypher('name-only'), params(name), { database, routing: 'READ' });
+async function callersDiagnostics(platform: Platform, repositoryId: number, names: Array<{ name: string }>, paths: string[], clients: number) {
+  const { driver, database } = platform.stores.neo4j;
+  const sample = names.find((n) => n.name.length > 3)?.name ?? names[0]!.name;
+  const plans = await queryPlans(platform, sample, paths[0]!);
+  const params = (name: string) => ({ targets: [{ repoId: platform.graph.repoKey(repositoryId), branch: CORPUS_BRANCH }], name });
+  const nameOnly = (name: string) => driver.executeQuery(nameOnlyCallersCypher(), params(name), { database, routing: 'READ' });
   for (const q of names.slice(0, WARMUP_QUERIES)) await nameOnly(q.name);
   const one = await runConcurrently(spread(names, DIAGNOSTIC_QUERIES), 1, (q) => nameOnly(q.name));
   const concurrent = await runConcurrently(names, clients, (q) => nameOnly(q.name));
   return {
     plans,
     nameOnlyIndexSeek: {
-      note: 'the callers walk from (root:Symbol {repoId, branch, name}) — the (repoId, branch, name) index — in one query; qualified names not matched',
+      note: 'the callers walk from (root:Symbol {repoId, branch, name}) in one Neo4j query: no repository list, no separate roots query, qualified names not matched',
       oneClient: latencyStats(one.timings.map((t) => t.ms)),
       concurrent: latencyStats(concurrent.timings.map((t) => t.ms)),
       queriesPerSecond: round(concurrent.timings.length / (concurrent.wallMs / 1000)),
@@ -506,7 +530,7 @@ async function main(): Promise<void> {
     const cpuGroups: CpuGroup[] = [...stack, { name: 'bench', pids: [process.pid], withDescendants: false }];
     const q = await measureQueries(a.platform, inputs, clients, cpuGroups);
     log('(c) diagnostics: query plans, callers from an index seek…');
-    const callersDiag = await callersDiagnostics(a.platform, runA.repositoryId, inputs.names, clients);
+    const callersDiag = await callersDiagnostics(a.platform, runA.repositoryId, inputs.names, inputs.paths, clients);
     log(`(c) callers p50 ${q.callers.latency.p50Ms} p95 ${q.callers.latency.p95Ms} ms; dependents p50 ${q.dependents.latency.p50Ms} p95 ${q.dependents.latency.p95Ms} ms`);
     const deleteStarted = performance.now();
     await a.platform.graph.deleteRepository(runA.repositoryId);
@@ -589,7 +613,6 @@ async function main(): Promise<void> {
     writeFileSync(jsonFile, `${JSON.stringify(results, null, 2)}\n`);
 
     const s = (st: LatencyStats) => `p50 ${st.p50Ms} ms, p95 ${st.p95Ms} ms, max ${st.maxMs} ms`;
-    const scans = (ops: Array<{ operator: string }>) => [...new Set(ops.filter((o) => /Scan|Seek/.test(o.operator)).map((o) => o.operator))].join(' + ') || '?';
     const cores = (c: Record<string, number>) => Object.entries(c).filter(([, v]) => v >= 0.01).map(([k, v]) => `${k} ${v}`).join(', ');
     const targetRows = [['metric', 'value', 'target', 'result'], ...targets.map((t) => [t.label, `${t.value} ${t.unit}`, t.target, t.pass ? 'PASS' : 'FAIL'])];
     const graphRun = byVariant('graph')[0];
@@ -625,10 +648,10 @@ async function main(): Promise<void> {
       ['(c) dependents parts, 10 clients: Postgres / Neo4j', `p95 ${q.breakdown.concurrent.dependents.postgres.p95Ms} / ${q.breakdown.concurrent.dependents.neo4j.p95Ms} ms`],
       ['(c) one client: callers / dependents', `p50 ${q.breakdown.oneClient.callers.total.p50Ms} / ${q.breakdown.oneClient.dependents.total.p50Ms} ms, p95 ${q.breakdown.oneClient.callers.total.p95Ms} / ${q.breakdown.oneClient.dependents.total.p95Ms} ms`],
       ['(c) CPU during callers / dependents (cores)', `${cores(q.callers.cpu.cores)} / ${cores(q.dependents.cpu.cores)}`],
-      [
-        '(c) callers root match, PROFILE (db hits: service query / name-only)',
-        `${callersDiag.plans.serviceQuery.totalDbHits} / ${callersDiag.plans.nameOnly.totalDbHits} for "${callersDiag.plans.name}"; service query finds roots by ${scans(callersDiag.plans.serviceQuery.operators)}, name-only by ${scans(callersDiag.plans.nameOnly.operators)}`,
-      ],
+      ...callersDiag.plans.plans.map((p) => [
+        `(c) PROFILE of the service's ${p.call} query ${p.query + 1}`,
+        `${p.totalDbHits} db hits; finds nodes by ${p.finds.join(' + ') || '(nothing)'}`,
+      ]),
       [
         '(c) callers walk from an index seek, one query (diagnostic)',
         `one client ${s(callersDiag.nameOnlyIndexSeek.oneClient)}; 10 clients ${s(callersDiag.nameOnlyIndexSeek.concurrent)}, ${callersDiag.nameOnlyIndexSeek.queriesPerSecond} q/s`,

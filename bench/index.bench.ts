@@ -77,6 +77,8 @@ const SEARCH_WARMUP = 20;
 /** Busy share (all cores) below which the machine counts as quiet, and how long to wait for that. */
 const QUIET_BUSY_PERCENT = 20;
 const QUIET_WAIT_MS = 5 * 60_000;
+/** Above this many cores of other work on average, a run is flagged as measured on a shared machine. */
+const CONTAMINATED_OTHER_CORES = 0.2;
 const FULL_INDEX_TIMEOUT_MS = 30 * 60_000;
 const SHORT_JOB_TIMEOUT_MS = 5 * 60_000;
 
@@ -980,6 +982,10 @@ async function main(): Promise<void> {
     });
     const phases = phaseReports(snapshots);
     const cpuSeconds = timeline.stop();
+    // Cores other processes took during the full index, on average: Postgres, Chroma and Neo4j may
+    // also be serving someone else, which this cannot see, so a high value means a pessimistic run.
+    const otherCores = round(phases.reduce((sum, p) => sum + (p.cores.other ?? 0) * p.wallMs, 0) / Math.max(1, full.wallMs), 2);
+    if (otherCores > CONTAMINATED_OTHER_CORES) log(`warning: other work used ${otherCores} cores on average during the full index`);
     rss.setPhase('after full index');
     log(`full index: ${full.files} files, ${full.chunks} chunks in ${full.wallMs} ms (${full.filesPerSecond} files/s)`);
 
@@ -996,7 +1002,8 @@ async function main(): Promise<void> {
     log('search latency…');
     rss.setPhase('search');
     const queries = await buildQueries(ctx);
-    const search = await measureSearch(ctx, queries);
+    const searchStarted = cpuSnapshot('search start', groups);
+    const search = { ...(await measureSearch(ctx, queries)), cores: phaseReports([searchStarted, cpuSnapshot('search end', groups)])[0]!.cores };
 
     const vmHwmKb = statusKb(workerPid, 'VmHWM') ?? 0;
     const rssStats = rss.stop();
@@ -1044,7 +1051,7 @@ async function main(): Promise<void> {
         buildMs: Math.round(corpus.buildMs),
       },
       targets,
-      fullIndex: { ...full, phases, cpuTimeline: cpuSeconds },
+      fullIndex: { ...full, otherCores, contaminated: otherCores > CONTAMINATED_OTHER_CORES, phases, cpuTimeline: cpuSeconds },
       peakWorkerRss: {
         vmHwmMb: round(vmHwmKb / 1024),
         sampledPeakMb: round(rssStats.peakKb / 1024),
@@ -1071,6 +1078,10 @@ async function main(): Promise<void> {
       ['detail', 'value'],
       ['corpus', `${corpus.files.length} files, ${round(corpus.bytes / 2 ** 20)} MB, ${corpus.packages} packages${corpus.excluded.length > 0 ? `; excluded: ${corpus.excluded.join(', ')}` : ''}`],
       ['machine busy with other work before start', `${quiet.busyPercent}% (waited ${round(quiet.waitedMs / 1000)} s for quiet)`],
+      [
+        'other work during the full index',
+        `${otherCores} cores on average${otherCores > CONTAMINATED_OTHER_CORES ? ' — the machine was shared: these numbers are pessimistic' : ''}`,
+      ],
       ['full index', `${full.files} files, ${full.chunks} chunks in ${round(full.wallMs / 1000)} s = ${full.filesPerSecond} files/s, ${full.chunksPerSecond} chunks/s`],
       ['embedded (first run / --full unchanged)', `${full.embedded} / ${unchangedFull.embedded} (--full unchanged run: ${unchangedFull.wallMs} ms, ${unchangedFull.embedBatches} batches)`],
       ['worker RSS', `VmHWM ${round(vmHwmKb / 1024)} MB, sampled peak ${round(rssStats.peakKb / 1024)} MB (${rssStats.samples} samples)`],
@@ -1081,6 +1092,13 @@ async function main(): Promise<void> {
         full.children.map((c) => `${c.queue}: ${c.jobs} (${c.failed}${c.failureReasons.length > 0 ? `: ${c.failureReasons.join('; ')}` : ''})`).join(', '),
       ],
       ['search (all / identifier / natural)', `p50 ${search.all.p50Ms}/${search.identifier.p50Ms}/${search.natural.p50Ms} ms, p95 ${search.all.p95Ms}/${search.identifier.p95Ms}/${search.natural.p95Ms} ms, ${search.queriesPerSecond} q/s`],
+      [
+        'cores in use while searching',
+        Object.entries(search.cores)
+          .filter(([, c]) => c >= 0.05)
+          .map(([name, c]) => `${name} ${c}`)
+          .join(', '),
+      ],
     ];
     const cpuNames = [...groups.map((g) => g.name), 'other'];
     const phaseRows = [

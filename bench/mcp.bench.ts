@@ -7,7 +7,10 @@
  * The corpus (real files from node_modules committed to a temporary Git
  * repository) is indexed once by the real worker process with local
  * embeddings, in an isolated platform (queue prefix, Postgres schema, Chroma
- * collections, workspace, graph namespace) removed at the end. Then:
+ * collections, workspace, graph namespace) removed at the end. A freshly
+ * loaded `chunks` table has no planner statistics until autovacuum analyzes
+ * it: one client's searches are timed before and after that, and the
+ * measurements below run after it (the steady state). Then:
  *
  * - Streamable HTTP: the real API (`buildApp` + `listen` on 127.0.0.1:0),
  *   10 SDK clients, each with its own read token from the token service (one
@@ -289,6 +292,101 @@ async function retrieversOneAtATime(platform: Platform, repositoryId: number, qu
 }
 
 // ---------------------------------------------------------------------------
+// The state Postgres is in: fresh from a bulk load, or analyzed
+// ---------------------------------------------------------------------------
+
+/** Planner statistics of the tables a search reads: a freshly loaded `chunks` has none until (auto)analyze. */
+async function tableStats(platform: Platform) {
+  const { rows } = await platform.stores.postgres.pool.query<{
+    relname: string;
+    n_live_tup: string;
+    n_mod_since_analyze: string;
+    last_analyze: Date | null;
+    last_autoanalyze: Date | null;
+  }>(
+    `SELECT relname, n_live_tup, n_mod_since_analyze, last_analyze, last_autoanalyze
+       FROM pg_stat_user_tables WHERE schemaname = $1 AND relname IN ('chunks', 'repositories', 'repository_branches', 'api_tokens') ORDER BY relname`,
+    [platform.config.databaseSchema],
+  );
+  return Object.fromEntries(
+    rows.map((r) => [
+      r.relname,
+      {
+        liveRows: Number(r.n_live_tup),
+        modifiedSinceAnalyze: Number(r.n_mod_since_analyze),
+        analyzedAt: (r.last_analyze ?? r.last_autoanalyze)?.toISOString() ?? null,
+      },
+    ]),
+  );
+}
+
+interface PgPlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Index Name'?: string;
+  Plans?: PgPlanNode[];
+}
+
+function planNodes(node: PgPlanNode, out: string[] = []): string[] {
+  out.push(`${node['Node Type']}${node['Index Name'] ? ` on ${node['Index Name']}` : node['Relation Name'] ? ` on ${node['Relation Name']}` : ''}`);
+  for (const child of node.Plans ?? []) planNodes(child, out);
+  return out;
+}
+
+/**
+ * The full-text statements the chunk repository really sends for one query
+ * (captured from the pool for the one call, whatever their current form),
+ * each EXPLAIN ANALYZEd: how Postgres finds the rows, and how long it takes.
+ */
+async function fullTextPlans(platform: Platform, repositoryId: number, query: string) {
+  const pool = platform.stores.postgres.pool as unknown as { query: (...args: unknown[]) => Promise<unknown> };
+  const captured: Array<{ text: string; values: unknown[] }> = [];
+  const original = pool.query;
+  pool.query = function (this: unknown, ...args: unknown[]) {
+    if (typeof args[0] === 'string' && args[0].includes('search_vector')) captured.push({ text: args[0], values: (args[1] as unknown[]) ?? [] });
+    return original.apply(this, args);
+  };
+  try {
+    await platform.chunks.fullText(queryTerms(query), { repositoryBranches: [{ repositoryId, branch: CORPUS_BRANCH }] }, 40);
+  } finally {
+    pool.query = original;
+  }
+  const plans = [];
+  for (const c of captured) {
+    const { rows } = (await original.call(pool, `EXPLAIN (ANALYZE, FORMAT JSON) ${c.text}`, c.values)) as { rows: Array<{ 'QUERY PLAN': Array<{ Plan: PgPlanNode; 'Execution Time': number }> }> };
+    const plan = rows[0]!['QUERY PLAN'][0]!;
+    plans.push({ executionMs: round(plan['Execution Time']), nodes: planNodes(plan.Plan) });
+  }
+  return { query, plans };
+}
+
+/** One client, one search at a time through the search service: the cost of a search with nothing queued. */
+async function probeSearch(platform: Platform, repositoryId: number, queries: Query[]) {
+  const search = createSearchService(platform);
+  const times: number[] = [];
+  for (const q of queries) {
+    const t = performance.now();
+    await search.search({ query: q.text, limit: 10 });
+    times.push(performance.now() - t);
+  }
+  return { search: latencyStats(times), fullText: await fullTextPlans(platform, repositoryId, queries[0]!.text), tables: await tableStats(platform) };
+}
+
+/**
+ * Waits until autovacuum has analyzed `chunks` after the bulk load (or a
+ * time limit passes): before that the planner has no statistics for it.
+ */
+async function waitForAnalyzedChunks(platform: Platform, timeoutMs = 4 * 60_000): Promise<{ waitedMs: number; analyzed: boolean }> {
+  const started = Date.now();
+  for (;;) {
+    const chunks = (await tableStats(platform)).chunks;
+    if (chunks?.analyzedAt && chunks.modifiedSinceAnalyze < 0.1 * Math.max(1, chunks.liveRows)) return { waitedMs: Date.now() - started, analyzed: true };
+    if (Date.now() - started > timeoutMs) return { waitedMs: Date.now() - started, analyzed: false };
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Main
 // ---------------------------------------------------------------------------
 
@@ -339,6 +437,16 @@ async function main(): Promise<void> {
 
     const { measured: queries, warmup } = await buildQueries(platform, queryCount, Math.max(WARMUP_PER_CLIENT * clientCount, 20));
     log(`${queries.length} queries (${queries.filter((q) => q.kind === 'identifier').length} identifiers), ${warmup.length} for warm-up`);
+
+    // Right after the bulk load Postgres has no statistics for the new rows; searches then are not
+    // what they are a minute later. One client's searches now, then wait for autovacuum's analyze.
+    const probeQueries = spread(queries, 40);
+    const afterIndex = await probeSearch(platform, repo.id, probeQueries);
+    log(`right after the index: one-client search p50 ${afterIndex.search.p50Ms} ms, p95 ${afterIndex.search.p95Ms} ms; chunks analyzed: ${afterIndex.tables.chunks?.analyzedAt ?? 'never'}`);
+    const settle = await waitForAnalyzedChunks(platform);
+    log(`chunks ${settle.analyzed ? 'analyzed' : 'still not analyzed'} after ${round(settle.waitedMs / 1000)} s`);
+    const settled = await probeSearch(platform, repo.id, probeQueries);
+    log(`settled: one-client search p50 ${settled.search.p50Ms} ms, p95 ${settled.search.p95Ms} ms`);
     const tokenService = createTokenService(platform.stores.postgres, { instances: config.instances });
     const tokens: string[] = [];
     for (let i = 0; i < clientCount; i++) tokens.push((await tokenService.create({ name: `mcp-bench-${i}`, scopes: ['read'], instances: ['*'], actor: 'bench' })).token);
@@ -404,7 +512,7 @@ async function main(): Promise<void> {
     stdioClients.length = 0;
 
     // --- Where the time goes ---
-    log('diagnostics: search without MCP, parts under concurrency, Chroma with and without its filter…');
+    log('diagnostics: search without MCP, parts under concurrency, retrievers one at a time…');
     await waitForQuietMachine(BENCH);
     const search = createSearchService(platform);
     for (const q of warmup) await search.search({ query: q.text, limit: 10 });
@@ -453,6 +561,7 @@ async function main(): Promise<void> {
       http: { connectMs: httpConnectMs, ...http, oneClient: httpOneClient, cpu: httpCpu },
       stdio: { startAndConnectMs: stdioStartMs, connectPerClient: latencyStats(connectTimes), ...stdio, oneClient: stdioOneClient, cpu: stdioCpu },
       diagnostics: {
+        postgresState: { afterIndex, settle, settled },
         searchServiceWithoutMcp: { clients: clientCount, ...directStats, callsPerSecond: round(direct.timings.length / (direct.wallMs / 1000)) },
         httpInstrumented: { all: httpInstrumented.all, parts: concurrentParts, cpu: instrumentedCpu },
         httpOneClientParts: oneClientParts,
@@ -478,6 +587,18 @@ async function main(): Promise<void> {
       ['stdio, start-up + connect (excluded above)', `${stdioStartMs} ms for all ${clientCount}; per client ${s(latencyStats(connectTimes))}`],
       ['stdio, CPU during the 10-client run (cores)', cores(stdioCpu.cores)],
       ['search service without MCP, 10 clients', `${s(directStats)}`],
+      [
+        'one-client search right after the index / once chunks is analyzed',
+        `${s(afterIndex.search)} / ${s(settled.search)} (waited ${round(settle.waitedMs / 1000)} s for autovacuum's analyze${settle.analyzed ? '' : ', which did not come'})`,
+      ],
+      [
+        'full-text statements right after the index (EXPLAIN ANALYZE)',
+        afterIndex.fullText.plans.map((p) => `${p.executionMs} ms: ${p.nodes.slice(0, 6).join(' > ')}`).join('; ') || 'none',
+      ],
+      [
+        'full-text statements once analyzed (EXPLAIN ANALYZE)',
+        settled.fullText.plans.map((p) => `${p.executionMs} ms: ${p.nodes.slice(0, 6).join(' > ')}`).join('; ') || 'none',
+      ],
       ...Object.entries(concurrentParts).map(([k, v]) => [`part under 10 HTTP clients: ${k}`, `${s(v)} (${v!.count} calls)`]),
       ...Object.entries(oneClientParts).map(([k, v]) => [`part, one HTTP client: ${k}`, s(v)]),
       ['one query at a time: query embedding', s(alone.queryEmbedding)],
@@ -500,7 +621,7 @@ async function main(): Promise<void> {
         '',
         `Machine: ${machine.cpuCount} × ${machine.cpuModel}, ${machine.totalMemoryMb} MB RAM, Node ${machine.node}, ${machine.platform}.`,
         `Corpus: ${corpus.files.length} files from ${corpus.packages} packages in node_modules, indexed once by the worker process with local embeddings (\`${platform.embeddings.id}\`).`,
-        `Calls: ${queries.length} \`semantic_search\` calls (limit 10), half identifiers and half Markdown headings from the corpus, shared among ${clientCount} concurrent SDK clients; latency from \`callTool\` to its result at the client. HTTP: the real API (\`buildApp\`, 127.0.0.1), one read token per client. stdio: one \`mcp/stdio.ts\` process per client, start-up excluded.`,
+        `Measured once autovacuum has analyzed the new chunks (the diagnostics show searches before that). Calls: ${queries.length} \`semantic_search\` calls (limit 10), half identifiers and half Markdown headings from the corpus, shared among ${clientCount} concurrent SDK clients; latency from \`callTool\` to its result at the client. HTTP: the real API (\`buildApp\`, 127.0.0.1), one read token per client. stdio: one \`mcp/stdio.ts\` process per client, start-up excluded.`,
         '',
         markdownTable(targetRows),
         '',

@@ -84,9 +84,13 @@ function startTicks(pid: number): number {
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
 }
 
+/** Benchmarks that wait for each other with `waitForQuietMachine`: of these, only older ones are waited for. */
+const COOPERATING = /\bbench\/(graph|mcp)\.bench\.ts\b/;
+
 /**
- * Benchmark processes (`*.bench.ts`) that started before this one. Only the
- * older ones: two benchmarks each waiting for the other would wait forever.
+ * Benchmark processes (`*.bench.ts`) to wait for: every other one, except
+ * cooperating ones that started after this one (two benchmarks each waiting
+ * for the other would wait forever; the newer one waits for the older).
  */
 export function otherBenchmarks(): Array<{ pid: number; command: string }> {
   const out: Array<{ pid: number; command: string }> = [];
@@ -96,7 +100,7 @@ export function otherBenchmarks(): Array<{ pid: number; command: string }> {
     if (!Number.isInteger(pid) || pid === process.pid || pid === process.ppid) continue;
     try {
       const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
-      if (/\bbench\/[\w.-]+\.bench\.ts\b/.test(command) && startTicks(pid) <= mine) out.push({ pid, command: command.slice(0, 120) });
+      if (/\bbench\/[\w.-]+\.bench\.ts\b/.test(command) && (!COOPERATING.test(command) || startTicks(pid) <= mine)) out.push({ pid, command: command.slice(0, 120) });
     } catch {
       // exited while we looked
     }
