@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Metrics } from '../plugins/metrics.plugin.ts';
 import type { GraphQueryService } from '../../shared/graph/graph-query.service.ts';
 import { commaList, depth, errorResponses, limit } from '../schemas/common.ts';
+import { MAX_PATH_QUERY_LENGTH, MAX_SYMBOL_QUERY_LENGTH } from '../../shared/graph/graph-query.service.ts';
 
 const symbolRef = z.object({
   repository: z.string(),
@@ -44,7 +45,7 @@ export const graphRoutes: FastifyPluginAsyncZod<{ graph: GraphQueryService; metr
         tags: ['graph'],
         summary: 'Find symbols by name (exact, or prefix)',
         querystring: z.object({
-          name: z.string().min(1).max(500).describe('symbol name or qualified name (Class.method)'),
+          name: z.string().min(1).max(MAX_SYMBOL_QUERY_LENGTH).describe('symbol name or qualified name (Class.method)'),
           repo: commaList.optional().describe('only these repositories'),
           prefix: z.enum(['true', 'false']).optional().describe('match names starting with `name`'),
           kind: z.string().max(20).optional().describe('function, method, class, interface, type, enum, struct, trait'),
@@ -72,9 +73,9 @@ export const graphRoutes: FastifyPluginAsyncZod<{ graph: GraphQueryService; metr
           tags: ['graph'],
           summary: direction === 'callers' ? 'Who calls a symbol, to a depth' : 'What a symbol calls, to a depth',
           querystring: z.object({
-            symbol: z.string().min(1).max(500).describe('symbol name or qualified name'),
+            symbol: z.string().min(1).max(MAX_SYMBOL_QUERY_LENGTH).describe('symbol name or qualified name'),
             repo: commaList.optional().describe('only these repositories'),
-            path: z.string().max(1000).optional().describe('only the symbol defined in this file'),
+            path: z.string().max(MAX_PATH_QUERY_LENGTH).optional().describe('only the symbol defined in this file'),
             depth,
             limit,
           }),
@@ -101,7 +102,7 @@ export const graphRoutes: FastifyPluginAsyncZod<{ graph: GraphQueryService; metr
           tags: ['graph'],
           summary: direction === 'dependencies' ? 'Files and modules a file imports, to a depth' : 'Files that import a file, to a depth',
           querystring: z.object({
-            path: z.string().min(1).max(1000).describe('repository-relative file path'),
+            path: z.string().min(1).max(MAX_PATH_QUERY_LENGTH).describe('repository-relative file path'),
             repo: z.string().max(100).optional().describe('repository (needed when several have this path)'),
             depth,
             limit,
@@ -127,8 +128,8 @@ export const graphRoutes: FastifyPluginAsyncZod<{ graph: GraphQueryService; metr
         tags: ['graph'],
         summary: 'Shortest call path between two symbols',
         querystring: z.object({
-          from: z.string().min(1).max(500),
-          to: z.string().min(1).max(500),
+          from: z.string().min(1).max(MAX_SYMBOL_QUERY_LENGTH),
+          to: z.string().min(1).max(MAX_SYMBOL_QUERY_LENGTH),
           repo: z.string().max(100).optional(),
           depth: z.coerce.number().int().min(1).max(10).optional().describe('longest path to look for (1-10, default 6)'),
         }),

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { commitRef, graphFields, pickSymbol, symbolLine, symbolRef } from './graph.schemas.ts';
 import { defineTool, plural } from './tool.ts';
+import { MAX_PATH_QUERY_LENGTH, MAX_SYMBOL_QUERY_LENGTH } from '../../shared/graph/graph-query.service.ts';
 
 /**
  * get_callers and get_callees differ only in direction and words: both are
@@ -20,9 +21,9 @@ export function callGraphTool(options: {
     description: `${options.description} Pass path when the name is defined in several files.`,
     inputSchema: z
       .object({
-        symbol: z.string().min(1).max(500).describe('symbol name, or qualified name such as InvoiceService.markPaid'),
+        symbol: z.string().min(1).max(MAX_SYMBOL_QUERY_LENGTH).describe('symbol name, or qualified name such as InvoiceService.markPaid'),
         repository: graphFields.repository,
-        path: z.string().min(1).max(1000).optional().describe('only the symbol defined in this repository-relative file'),
+        path: z.string().min(1).max(MAX_PATH_QUERY_LENGTH).optional().describe('only the symbol defined in this repository-relative file'),
         depth: graphFields.depth,
         limit: graphFields.limit,
       })

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { graphFields } from './graph.schemas.ts';
 import { defineTool, shortSha } from './tool.ts';
+import { MAX_PATH_QUERY_LENGTH } from '../../shared/graph/graph-query.service.ts';
 
 /**
  * get_dependencies and get_dependents differ only in direction and words:
@@ -20,7 +21,7 @@ export function fileGraphTool(options: {
     description: options.description,
     inputSchema: z
       .object({
-        path: z.string().min(1).max(1000).describe('repository-relative file path, e.g. src/app.ts'),
+        path: z.string().min(1).max(MAX_PATH_QUERY_LENGTH).describe('repository-relative file path, e.g. src/app.ts'),
         repository: graphFields.repository.describe('repository of the file (needed when several have this path)'),
         depth: graphFields.depth,
         limit: graphFields.limit,

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { notFound } from '../../shared/errors.ts';
 import { commitRef, graphFields, pickSymbol, symbolLine, symbolRef } from './graph.schemas.ts';
 import { defineTool, plural } from './tool.ts';
+import { MAX_SYMBOL_QUERY_LENGTH } from '../../shared/graph/graph-query.service.ts';
 
 export const findSymbolTool = defineTool({
   name: 'find_symbol',
@@ -11,7 +12,7 @@ export const findSymbolTool = defineTool({
     'Returns file paths and line ranges; read the code with get_file.',
   inputSchema: z
     .object({
-      name: z.string().min(1).max(500).describe('symbol name, or qualified name such as InvoiceService.markPaid'),
+      name: z.string().min(1).max(MAX_SYMBOL_QUERY_LENGTH).describe('symbol name, or qualified name such as InvoiceService.markPaid'),
       repository: graphFields.repository,
       kind: z.string().min(1).max(20).optional().describe('only this kind: function, method, class, interface, type, enum, struct, trait'),
       prefix: z.boolean().optional().describe('also match names starting with `name` (default false)'),

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { badRequest, notFound } from '../../shared/errors.ts';
 import { workspaceFor } from '../../shared/indexing/index-run.ts';
 import { defineTool, indexedBranch, shortSha, visibleRepository, type ToolContext, type VisibleRepository } from './tool.ts';
+import { MAX_PATH_QUERY_LENGTH } from '../../shared/graph/graph-query.service.ts';
 
 /** What one call returns at most: a screenful an agent can afford, whatever the file's size. */
 export const MAX_LINES = 400;
@@ -94,7 +95,7 @@ export const getFileTool = defineTool({
   inputSchema: z
     .object({
       repository: z.string().min(1).max(100).describe('repository name (see list_repositories)'),
-      path: z.string().min(1).max(1000).describe('repository-relative file path, e.g. src/app.ts'),
+      path: z.string().min(1).max(MAX_PATH_QUERY_LENGTH).describe('repository-relative file path, e.g. src/app.ts'),
       start_line: z.number().int().min(1).optional().describe('first line to return (1-based, default 1)'),
       end_line: z.number().int().min(1).optional().describe(`last line to return, inclusive (default: the end of the file, within the ${MAX_LINES}-line limit)`),
     })

@@ -254,6 +254,7 @@ class Context {
 
   define(node: Node, def: Definition): void {
     const parent = this.frame;
+    if (def.name && !isUsableName(def.name, parent.path)) def = { ...def, name: null };
     if (!def.name) {
       // An anonymous class still scopes its members; an anonymous function is not a symbol.
       if (def.kind !== 'function' && def.kind !== 'method') this.scope({ name: null, isType: true, exported: false, kind: def.kind });
@@ -360,6 +361,34 @@ function withLeadingAttributes(node: Node): Node {
     first = prev;
   }
   return first;
+}
+
+/** Longest name a symbol may have; longer "names" are expressions or generated, not identifiers. */
+const MAX_NAME_LENGTH = 256;
+/** Longest qualified name: it is indexed, and index entries are limited in size. */
+const MAX_QUALIFIED_NAME_LENGTH = 1024;
+
+/** A name worth a graph node: short and on one line (a computed key can be any expression). */
+function isUsableName(name: string, qualifier: string[]): boolean {
+  if (name.length > MAX_NAME_LENGTH || /[\r\n]/.test(name)) return false;
+  return qualifier.reduce((n, q) => n + q.length + 1, name.length) <= MAX_QUALIFIED_NAME_LENGTH;
+}
+
+/**
+ * A class member's name as code would call it: `foo`, `#foo`, `'foo'` and
+ * `['foo']` give `foo`; a computed key that is not a literal
+ * (`[Symbol.iterator]`, `[(_x = new WeakMap(), …)]`) gives `[Symbol.iterator]`
+ * when it is a plain name chain and nothing otherwise.
+ */
+function jsMemberName(node: Node | null): string | null {
+  if (!node) return null;
+  if (node.type === 'string') return node.namedChildren.map((c) => c.text).join('') || null;
+  if (node.type !== 'computed_property_name') return node.text;
+  const inner = node.namedChildren[0];
+  if (!inner || node.namedChildren.length !== 1) return null;
+  if (inner.type === 'string') return jsMemberName(inner);
+  const chain = nameChain(inner, JS_MEMBER, 'object', 'property');
+  return chain ? `[${chain}]` : null;
 }
 
 function field(node: Node, name: string): string | null {
@@ -530,7 +559,7 @@ const jsDeclarator: Handler = (node, ctx) => {
 const jsMethod: Handler = (node, ctx) => {
   // Object-literal methods are not symbols: `{ get() {} }` would flood the graph with `get`.
   if (node.parent?.type !== 'class_body') return;
-  const name = field(node, 'name');
+  const name = jsMemberName(node.childForFieldName('name'));
   if (!name) return;
   ctx.define(node, { name, kind: 'method', exported: jsMemberExported(node, name, ctx) });
 };
@@ -538,7 +567,7 @@ const jsMethod: Handler = (node, ctx) => {
 const jsField: Handler = (node, ctx) => {
   const value = node.childForFieldName('value');
   if (!value || !JS_FUNCTIONS.has(value.type)) return;
-  const name = field(node, 'name') ?? field(node, 'property');
+  const name = jsMemberName(node.childForFieldName('name') ?? node.childForFieldName('property'));
   if (!name) return;
   ctx.define(node, { name, kind: 'method', exported: jsMemberExported(node, name, ctx) });
 };

@@ -61,10 +61,16 @@ function checkLimit(limit: number | undefined, fallback = 50): number {
   return l;
 }
 
-function checkName(name: string, what = 'symbol'): string {
+/** Longest symbol name a query takes: a few levels of nesting of long names. */
+export const MAX_SYMBOL_QUERY_LENGTH = 1024;
+/** Longest repository-relative path a query takes (Linux's PATH_MAX). */
+export const MAX_PATH_QUERY_LENGTH = 4096;
+
+function checkName(name: string, what: 'symbol' | 'path' | 'repository' = 'symbol'): string {
   const n = name.trim();
+  const max = what === 'path' ? MAX_PATH_QUERY_LENGTH : MAX_SYMBOL_QUERY_LENGTH;
   if (!n) throw badRequest(`${what} must not be empty`, 'invalid_name');
-  if (n.length > 500) throw badRequest(`${what} must be at most 500 characters`, 'invalid_name');
+  if (n.length > max) throw badRequest(`${what} must be at most ${max} characters`, 'invalid_name');
   return n;
 }
 

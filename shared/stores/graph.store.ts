@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { ManagedTransaction } from 'neo4j-driver';
 import type { Neo4jConnection } from './neo4j.connection.ts';
 
@@ -58,6 +59,17 @@ const SCHEMA = [
   'CREATE INDEX pk_file_scope IF NOT EXISTS FOR (f:File) ON (f.repoId, f.branch)',
 ];
 
+/**
+ * Index entries are limited in size (a few KB in Neo4j's range indexes), and a
+ * deep path or a long qualified name can outgrow that: such keys keep a
+ * readable head and end in the SHA-256 of the whole key, so they stay unique.
+ */
+const MAX_KEY_LENGTH = 512;
+export function boundedKey(key: string): string {
+  if (key.length <= MAX_KEY_LENGTH) return key;
+  return `${key.slice(0, MAX_KEY_LENGTH - 72)}…#${createHash('sha256').update(key).digest('hex')}`;
+}
+
 function chunks<T>(items: T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
@@ -67,10 +79,10 @@ function chunks<T>(items: T[], size: number): T[][] {
 export function createGraphStore(neo4j: Neo4jConnection, namespace: string) {
   const { driver, database } = neo4j;
   const repoKey = (id: number) => `${namespace}/${id}`;
-  const fileKey = (s: Scope, path: string) => `${repoKey(s.repoId)}${SEP}${s.branch}${SEP}${path}`;
-  const moduleKey = (s: Scope, name: string) => `${repoKey(s.repoId)}${SEP}${s.branch}${SEP}module:${name}`;
+  const fileKey = (s: Scope, path: string) => boundedKey(`${repoKey(s.repoId)}${SEP}${s.branch}${SEP}${path}`);
+  const moduleKey = (s: Scope, name: string) => boundedKey(`${repoKey(s.repoId)}${SEP}${s.branch}${SEP}module:${name}`);
   const symbolKey = (s: Scope, path: string, qualifiedName: string, startLine: number) =>
-    `${repoKey(s.repoId)}${SEP}${s.branch}${SEP}${path}#${qualifiedName}@${startLine}`;
+    boundedKey(`${repoKey(s.repoId)}${SEP}${s.branch}${SEP}${path}#${qualifiedName}@${startLine}`);
   const scopeParams = (s: Scope) => ({ repoId: repoKey(s.repoId), branch: s.branch });
   const write = <T>(work: (tx: ManagedTransaction) => Promise<T>) => {
     const session = driver.session({ database, defaultAccessMode: 'WRITE' });

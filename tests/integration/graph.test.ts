@@ -189,6 +189,37 @@ describe('code graph in Neo4j, in step with the index', () => {
     expect(stale[0]?.n).toBe(0);
   });
 
+  it('stores deep paths and long names that would not fit in an index entry', async () => {
+    // Neo4j's index entries hold a few KB; generated code easily has longer paths and qualified names.
+    const deepDir = Array.from({ length: 24 }, (_, i) => `level${i}_${'d'.repeat(80)}`).join('/');
+    const cls = `Generated${'N'.repeat(240)}`;
+    const method = `handle${'M'.repeat(240)}`;
+    const tooLong = `x${'y'.repeat(300)}`; // no identifier this long is a name anyone searches for
+    repo.write({
+      [`${deepDir}/deep.ts`]: [
+        `import { add } from '${'../'.repeat(24)}src/util/math';`,
+        `export class ${cls} {`,
+        `  ${method}() { return add(1, 2); }`,
+        '}',
+        `export function ${tooLong}() { return add(3, 4); }`,
+        '',
+      ].join('\n'),
+    });
+    repo.commit('deep');
+    const result = await index('shop');
+    expect(result.filesChanged).toBe(1);
+
+    const deps = await graph.dependencies(`${deepDir}/deep.ts`);
+    expect(deps.results.map((d) => d.path)).toContain('src/util/math.ts');
+    expect(await edges('CALLS', 'shop')).toContain(`${cls}.${method} -> add`);
+    expect((await graph.findSymbol(tooLong)).results).toEqual([]);
+
+    repo.remove(`${deepDir}/deep.ts`);
+    repo.commit('deep gone');
+    await index('shop');
+    expect((await graph.findSymbol(cls)).results).toEqual([]);
+  });
+
   it('keeps two repositories and two branches apart', async () => {
     repo.git('checkout', '--quiet', '-b', 'feature');
     repo.write({ 'src/feature.ts': "import { add } from './util/math';\n\nexport function featureOnly() {\n  return add(1, 1);\n}\n" });

@@ -304,6 +304,36 @@ export class C extends lib.D {}
     expect(calls(g)).toEqual({ A: ['mixin'], 'A.run': ['go'], C: [] });
     expect(heritage(g)).toEqual({ C: { extends: ['D'], implements: [] } });
   });
+
+  it('names computed class members only when the key is a literal or a name chain', async () => {
+    // What compilers emit for private fields: the computed key is a whole expression.
+    const weakMaps = Array.from({ length: 40 }, (_, i) => `_Stream_field${i} = new WeakMap()`).join(', ');
+    const g = await extract(
+      'javascript',
+      `
+class Stream {
+  [(${weakMaps}, Symbol.asyncIterator)]() { return pull(); }
+  [Symbol.iterator]() { return walk(); }
+  ['quoted name']() {}
+  'plain string'() {}
+  #secret() {}
+  handler = () => fire();
+  [computeKey()] = () => lost();
+}
+`,
+    );
+    expect(rows(g)).toEqual([
+      ['Stream', 'class', 1, 9, false],
+      ['Stream.[Symbol.iterator]', 'method', 3, 3, false],
+      ['Stream.quoted name', 'method', 4, 4, false],
+      ['Stream.plain string', 'method', 5, 5, false],
+      ['Stream.#secret', 'method', 6, 6, false],
+      ['Stream.handler', 'method', 7, 7, false],
+    ]);
+    // A member without a usable name is not a symbol; its calls belong to the class.
+    expect(calls(g).Stream).toEqual(['WeakMap', 'pull', 'computeKey', 'lost']);
+    for (const s of g.symbols) expect(s.name.length).toBeLessThan(100);
+  });
 });
 
 describe('Python', () => {
