@@ -35,7 +35,7 @@ import { createFileFilter } from '../shared/indexing/file-filter.ts';
 import { createRepositoryService } from '../shared/indexing/repository.service.ts';
 import { createLogger } from '../shared/logger.ts';
 import { createPlatform, type Platform } from '../shared/platform.ts';
-import { createSearchService, queryTerms } from '../shared/search/hybrid-search.ts';
+import { createSearchService, fullTextQuery } from '../shared/search/hybrid-search.ts';
 import { createVectorStore, type VectorRecord } from '../shared/stores/vector.store.ts';
 import { PROJECT_ROOT } from '../scripts/project.ts';
 import { spawnEntry, type Spawned } from '../tests/helpers/processes.ts';
@@ -777,8 +777,8 @@ async function measureSearchParts(ctx: Context, queries: string[]) {
     await time(times.search, () => ctx.search.search({ query: q }));
     const [vector] = (await time(times.queryEmbedding, () => ctx.platform.embeddings.embed([q]))) as number[][];
     await time(times.chromaQuery, () => ctx.platform.vectors.query(vector!, depth, filter));
-    const terms = queryTerms(q);
-    if (terms.length > 0) await time(times.postgresFullText, () => ctx.platform.chunks.fullText(terms, filter, depth));
+    const terms = fullTextQuery(q);
+    if (terms) await time(times.postgresFullText, () => ctx.platform.chunks.fullText(terms, filter, depth, { enough: 10 }));
   }
   return Object.fromEntries(Object.entries(times).map(([k, xs]) => [k, latencyStats(xs)]));
 }

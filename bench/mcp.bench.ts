@@ -43,7 +43,7 @@ import { buildApp } from '../api/app.ts';
 import { createTokenService } from '../shared/auth/token.service.ts';
 import { createLogger } from '../shared/logger.ts';
 import type { Platform } from '../shared/platform.ts';
-import { createSearchService, queryTerms } from '../shared/search/hybrid-search.ts';
+import { createSearchService, fullTextQuery } from '../shared/search/hybrid-search.ts';
 import { PROJECT_ROOT, tsNodeArgs } from '../scripts/project.ts';
 import {
   judge,
@@ -280,10 +280,10 @@ async function retrieversOneAtATime(platform: Platform, repositoryId: number, qu
     t = performance.now();
     await platform.vectors.query(v!, depth, filter);
     chroma.push(performance.now() - t);
-    const terms = queryTerms(q.text);
-    if (terms.length > 0) {
+    const terms = fullTextQuery(q.text);
+    if (terms) {
       t = performance.now();
-      await platform.chunks.fullText(terms, filter, depth);
+      await platform.chunks.fullText(terms, filter, depth, { enough: 10 });
       fullText.push(performance.now() - t);
     }
   }
@@ -347,7 +347,7 @@ async function fullTextPlans(platform: Platform, repositoryId: number, query: st
     return original.apply(this, args);
   };
   try {
-    await platform.chunks.fullText(queryTerms(query), { repositoryBranches: [{ repositoryId, branch: CORPUS_BRANCH }] }, 40);
+    await platform.chunks.fullText(fullTextQuery(query), { repositoryBranches: [{ repositoryId, branch: CORPUS_BRANCH }] }, 40);
   } finally {
     pool.query = original;
   }

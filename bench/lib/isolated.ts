@@ -154,7 +154,7 @@ export async function waitForIndexJob(queue: Queue, jobId: string, timeoutMs: nu
     if (job) {
       const state = await job.getState();
       if (state === 'failed') throw new Error(`index job ${jobId} failed: ${job.failedReason}`);
-      if (state === 'completed') return job;
+      if (state === 'completed') return (await queue.getJob(jobId))!; // read again: the first read may predate completion
     }
     await sleep(intervalMs);
   }

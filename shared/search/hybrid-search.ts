@@ -1,7 +1,6 @@
 import picomatch from 'picomatch';
 import { badRequest, notFound } from '../errors.ts';
 import type { Platform } from '../platform.ts';
-import type { LiveChunk } from '../stores/chunk.repository.ts';
 
 export interface SearchQuery {
   query: string;
@@ -42,19 +41,42 @@ const STOP_WORDS = new Set(
   'a an and are as at be by can do does for from how i in is it of on or that the this to what when where which who why with'.split(' '),
 );
 
-/** Splits identifiers the way the index does: `parseHTTPRequest_v2` → parse, http, request, v2. */
-export function queryTerms(query: string): string[] {
-  const words = query.match(/[A-Za-z0-9_]+/g) ?? [];
-  const terms = new Set<string>();
-  for (const word of words) {
+export interface FullTextQuery {
+  /** tsquery: every query word. */
+  all: string;
+  /** tsquery: any query word. */
+  any: string;
+  words: number;
+}
+
+const MAX_QUERY_WORDS = 16;
+/** Shorter lexemes match exactly: `to:*` or `ai:*` would expand to a large part of the index. */
+const MIN_PREFIX_LENGTH = 3;
+
+/**
+ * The full-text query for a search, shaped by how the index tokenizes code
+ * (Postgres' `simple` parser): snake_case and kebab-case parts are separate
+ * lexemes, a camelCase identifier is one. So each query word matches either
+ * as a whole (`getusername:*`, which also finds `getUserNameById`) or by its
+ * camelCase parts all present (`get:* & user:* & name:*`). Stop words and
+ * one-letter words are dropped; null when nothing is left to search for.
+ */
+export function fullTextQuery(query: string): FullTextQuery | null {
+  const lexeme = (w: string) => (w.length >= MIN_PREFIX_LENGTH ? `${w}:*` : w);
+  const exprs = new Set<string>();
+  for (const word of query.match(/[A-Za-z0-9]+/g) ?? []) {
     const lower = word.toLowerCase();
-    if (STOP_WORDS.has(lower)) continue;
-    if (lower.length > 1) terms.add(lower);
-    for (const part of word.split(/_+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=[0-9])/)) {
-      if (part.length > 1) terms.add(part.toLowerCase());
-    }
+    if (lower.length < 2 || STOP_WORDS.has(lower)) continue;
+    const parts = word
+      .split(/(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=[0-9])/)
+      .map((p) => p.toLowerCase())
+      .filter((p) => p.length >= MIN_PREFIX_LENGTH);
+    exprs.add(parts.length > 1 ? `(${lexeme(lower)} | ${parts.map(lexeme).join(' & ')})` : lexeme(lower));
+    if (exprs.size >= MAX_QUERY_WORDS) break;
   }
-  return [...terms].slice(0, 32);
+  if (exprs.size === 0) return null;
+  const list = [...exprs];
+  return { all: list.join(' & '), any: list.join(' | '), words: list.length };
 }
 
 function snippet(content: string): string {
@@ -102,10 +124,10 @@ export function createSearchService(platform: Platform) {
       // Language and path filters apply to the vector side after retrieval (Chroma's filtered search is a
       // scan), so it fetches deeper when one is set; full text filters language in SQL.
       const depth = Math.min(limit * (isMatch || q.language ? 10 : 4), 500);
-      const terms = queryTerms(text);
-      const [vectorHits, textHits] = await Promise.all([
+      const fullText = fullTextQuery(text);
+      const [vectorHits, textIds] = await Promise.all([
         platform.embeddings.embed([text]).then(([v]) => platform.vectors.query(v!, depth, { repositoryBranches })),
-        platform.chunks.fullText(terms, { repositoryBranches, ...(q.language ? { language: q.language } : {}) }, depth),
+        platform.chunks.fullText(fullText, { repositoryBranches, ...(q.language ? { language: q.language } : {}) }, depth, { enough: limit }),
       ]);
 
       const scores = new Map<string, { score: number; by: Set<'vector' | 'text'> }>();
@@ -116,36 +138,39 @@ export function createSearchService(platform: Platform) {
         scores.set(id, entry);
       };
       vectorHits.forEach((h, i) => add(h.id, i, 'vector'));
-      textHits.forEach((h, i) => add(h.id, i, 'text'));
+      textIds.forEach((id, i) => add(id, i, 'text'));
+      const ranked = [...scores.entries()].sort((a, b) => b[1].score - a[1].score || a[0].localeCompare(b[0]));
 
-      const known = new Map<string, LiveChunk>(textHits.map((c) => [c.id, c]));
-      const unknownIds = [...scores.keys()].filter((id) => !known.has(id));
-      for (const c of await platform.chunks.liveChunks(unknownIds)) known.set(c.id, c);
-
+      // Content only for what is shown: fetched in pages, best first, until enough pass the filters.
       const byTarget = new Map(targets.map((t) => [`${t.repositoryId}\0${t.branch}`, t]));
       const hits: SearchHit[] = [];
-      for (const [id, { score, by }] of [...scores.entries()].sort((a, b) => b[1].score - a[1].score || a[0].localeCompare(b[0]))) {
-        const chunk = known.get(id);
-        if (!chunk) continue; // a vector from a run not yet published, or one being removed
-        const target = byTarget.get(`${chunk.repositoryId}\0${chunk.branch}`);
-        if (!target) continue;
-        if (isMatch && !isMatch(chunk.path)) continue;
-        if (q.language && chunk.language !== q.language) continue;
-        hits.push({
-          repository: target.name,
-          branch: chunk.branch,
-          commit: target.commit,
-          path: chunk.path,
-          startLine: chunk.startLine,
-          endLine: chunk.endLine,
-          symbol: chunk.symbol,
-          kind: chunk.kind,
-          language: chunk.language,
-          snippet: snippet(chunk.content),
-          score: Math.round(score * 1e6) / 1e6,
-          matchedBy: [...by].sort(),
-        });
-        if (hits.length >= limit) break;
+      const page = isMatch || q.language ? limit * 4 : limit + Math.ceil(limit / 2);
+      for (let offset = 0; offset < ranked.length && hits.length < limit; offset += page) {
+        const slice = ranked.slice(offset, offset + page);
+        const live = new Map((await platform.chunks.liveChunks(slice.map(([id]) => id))).map((c) => [c.id, c]));
+        for (const [id, { score, by }] of slice) {
+          const chunk = live.get(id);
+          if (!chunk) continue; // a vector from a run not yet published, or one being removed
+          const target = byTarget.get(`${chunk.repositoryId}\0${chunk.branch}`);
+          if (!target) continue;
+          if (isMatch && !isMatch(chunk.path)) continue;
+          if (q.language && chunk.language !== q.language) continue;
+          hits.push({
+            repository: target.name,
+            branch: chunk.branch,
+            commit: target.commit,
+            path: chunk.path,
+            startLine: chunk.startLine,
+            endLine: chunk.endLine,
+            symbol: chunk.symbol,
+            kind: chunk.kind,
+            language: chunk.language,
+            snippet: snippet(chunk.content),
+            score: Math.round(score * 1e6) / 1e6,
+            matchedBy: [...by].sort(),
+          });
+          if (hits.length >= limit) break;
+        }
       }
       return { hits, tookMs: Math.round(performance.now() - started) };
     },

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { GraphFileInput } from './graph.store.ts';
+import { catalogCache } from './repository.repository.ts';
 import type { PostgresConnection } from './postgres.connection.ts';
 
 export interface StagedChunk {
@@ -32,6 +33,10 @@ export interface LiveChunk {
   language: string | null;
   content: string;
 }
+
+/** Full-text matches ranked per query: all terms (usually few match), any term (often most of the index). */
+const ALL_TERMS_CANDIDATES = 1000;
+const ANY_TERM_CANDIDATES = 100;
 
 /** Rows per INSERT: Postgres allows 65,535 parameters per statement. */
 const INSERT_ROWS = 1000;
@@ -204,7 +209,8 @@ export function createChunkRepository(pg: PostgresConnection) {
      * longer live (their vectors can go).
      */
     async publish(run: { runId: string; repositoryId: number; branch: string; commit: string }): Promise<{ removedIds: string[] }> {
-      return pg.transaction(async (client: pg.PoolClient) => {
+      // The branch's indexed commit changes: this process reads it at once, others on the notification.
+      const published = pg.transaction(async (client: pg.PoolClient) => {
         const args = [run.runId, run.repositoryId, run.branch];
         // Old chunks of every touched file, minus those that survive unchanged under the same id.
         const removed = await client.query<{ id: string }>(
@@ -247,6 +253,7 @@ export function createChunkRepository(pg: PostgresConnection) {
         await client.query(`DELETE FROM graph_staging WHERE run_id = $1`, [run.runId]);
         return { removedIds: removed.rows.map((r) => r.id) };
       });
+      return published.finally(catalogCache(pg).invalidate);
     },
 
     /** The live chunks among `ids`, in no particular order. */
@@ -260,42 +267,55 @@ export function createChunkRepository(pg: PostgresConnection) {
     },
 
     /**
-     * Full-text candidates, best first: chunks matching every term, then, if
-     * too few, chunks matching any. Ranking is bounded to a sample of the
-     * any-term matches: a common word can match most of a large index, and
-     * ranking every match would cost more than the search is worth.
+     * Full-text candidates, best first, as chunk ids (the caller fetches
+     * content only for what it keeps): chunks matching every term, then, when
+     * fewer than `enough` do, chunks matching any. Ranking reads each
+     * candidate's tsvector, so it is bounded to a sample of the matches: a
+     * common word can match most of a large index, and ranking every match
+     * would cost more than the search is worth.
      */
     async fullText(
-      terms: string[],
+      query: { all: string; any: string; words: number } | null,
       filter: { repositoryBranches?: Array<{ repositoryId: number; branch: string }>; language?: string },
       limit: number,
-    ): Promise<LiveChunk[]> {
-      if (terms.length === 0) return [];
+      options: { enough?: number } = {},
+    ): Promise<string[]> {
+      if (!query) return [];
       const repoIds = filter.repositoryBranches?.map((r) => r.repositoryId) ?? null;
       const branches = filter.repositoryBranches?.map((r) => r.branch) ?? null;
-      const run = async (tsquery: string, candidates: number) => {
-        const { rows } = await pg.pool.query(
-          `SELECT id, repository_id, branch, path, start_line, end_line, symbol, kind, language, content
+      // One round trip: the any-word scan runs only when the all-words one found too few (a one-time filter).
+      const params: unknown[] = [query.all, query.words > 1 ? query.any : null, filter.language ?? null, Math.min(options.enough ?? limit, limit)];
+      if (repoIds) params.push(repoIds, branches);
+      const scope = repoIds ? 'JOIN unnest($5::bigint[], $6::text[]) AS rb(repository_id, branch) ON rb.repository_id = c.repository_id AND rb.branch = c.branch' : '';
+      const { rows } = await pg.pool.query<{ id: string }>(
+        `WITH all_words AS (
+           SELECT c.id, ts_rank(c.search_vector, to_tsquery('simple', $1)) AS rank
              FROM (
-               SELECT c.*
-                 FROM chunks c
-                 ${repoIds ? 'JOIN unnest($3::bigint[], $4::text[]) AS rb(repository_id, branch) ON rb.repository_id = c.repository_id AND rb.branch = c.branch' : ''}
-                WHERE c.search_vector @@ to_tsquery('simple', $1)
-                  AND ($2::text IS NULL OR c.language = $2)
-                LIMIT ${Number(candidates)}
+               SELECT c.id, c.search_vector FROM chunks c ${scope}
+                WHERE c.search_vector @@ to_tsquery('simple', $1) AND ($3::text IS NULL OR c.language = $3)
+                LIMIT ${ALL_TERMS_CANDIDATES}
              ) c
-            ORDER BY ts_rank(c.search_vector, to_tsquery('simple', $1)) DESC, c.id
-            LIMIT ${Number(limit)}`,
-          repoIds ? [tsquery, filter.language ?? null, repoIds, branches] : [tsquery, filter.language ?? null],
-        );
-        return rows.map(toLiveChunk);
-      };
-      const prefixed = terms.map((t) => `${t}:*`);
-      const all = await run(prefixed.join(' & '), 1000);
-      if (all.length >= limit || terms.length === 1) return all;
-      const seen = new Set(all.map((c) => c.id));
-      const any = await run(prefixed.join(' | '), 500);
-      return [...all, ...any.filter((c) => !seen.has(c.id))].slice(0, limit);
+            ORDER BY rank DESC, c.id
+            LIMIT ${Number(limit)}
+         ),
+         any_word AS (
+           SELECT c.id, ts_rank(c.search_vector, to_tsquery('simple', $2)) AS rank
+             FROM (
+               SELECT c.id, c.search_vector FROM chunks c ${scope}
+                WHERE $2::text IS NOT NULL AND (SELECT count(*) FROM all_words) < $4
+                  AND c.search_vector @@ to_tsquery('simple', $2) AND ($3::text IS NULL OR c.language = $3)
+                LIMIT ${ANY_TERM_CANDIDATES}
+             ) c
+            WHERE c.id NOT IN (SELECT id FROM all_words)
+            ORDER BY rank DESC, c.id
+            LIMIT ${Number(limit)}
+         )
+         SELECT id FROM (SELECT id, 0 AS pass, rank FROM all_words UNION ALL SELECT id, 1, rank FROM any_word) m
+          ORDER BY pass, rank DESC, id
+          LIMIT ${Number(limit)}`,
+        params,
+      );
+      return rows.map((r) => r.id);
     },
 
     async liveChunkIds(repositoryId: number): Promise<string[]> {

@@ -7,6 +7,13 @@ export interface PostgresConnection extends StoreConnection {
   schema: string;
   /** Runs `fn` in one transaction; rolls back on any error so nothing is half-written. */
   transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T>;
+  /**
+   * Follows a NOTIFY channel on a dedicated connection, opened on first use.
+   * `state(true)` once listening, `state(false)` whenever notifications may
+   * have been missed (connection lost; it reconnects on the next `listen`
+   * call or after a pause) so callers drop what they derived from them.
+   */
+  listen(channel: string, handlers: { message(payload: string): void; state(listening: boolean): void }): void;
 }
 
 export interface PostgresOptions {
@@ -28,9 +35,63 @@ export function createPostgresConnection(options: PostgresOptions, logger: Logge
   // An idle client losing its server emits 'error' on the pool; unhandled it would kill the process.
   pool.on('error', (err) => logger.warn({ err: err.message }, 'postgres idle client error'));
 
+  const channels = new Map<string, Array<{ message(payload: string): void; state(listening: boolean): void }>>();
+  let listener: pg.Client | null = null;
+  let connecting: Promise<void> | null = null;
+  let closed = false;
+  let retry: NodeJS.Timeout | null = null;
+
+  const lost = (client: pg.Client) => {
+    if (listener !== client) return;
+    listener = null;
+    for (const hs of channels.values()) for (const h of hs) h.state(false);
+    client.end().catch(() => undefined);
+    if (!closed && !retry) retry = setTimeout(() => ((retry = null), void connectListener()), 1000).unref();
+  };
+  const connectListener = (): Promise<void> =>
+    (connecting ??= (async () => {
+      if (closed || listener) return;
+      const client = new pg.Client({ connectionString: options.url, connectionTimeoutMillis: 5000 });
+      client.on('error', (err) => {
+        logger.warn({ err: err.message }, 'postgres listener connection lost');
+        lost(client);
+      });
+      client.on('end', () => lost(client));
+      client.on('notification', (n) => {
+        for (const h of channels.get(n.channel) ?? []) h.message(n.payload ?? '');
+      });
+      try {
+        await client.connect();
+        for (const channel of channels.keys()) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+        if (closed) throw new Error('closed');
+        listener = client;
+        for (const hs of channels.values()) for (const h of hs) h.state(true);
+      } catch (err) {
+        client.removeAllListeners('end');
+        await client.end().catch(() => undefined);
+        if (!closed) logger.debug({ err: err instanceof Error ? err.message : err }, 'postgres listener not connected');
+        if (!closed && !retry) retry = setTimeout(() => ((retry = null), void connectListener()), 1000).unref();
+      }
+    })().finally(() => (connecting = null)));
+
   return {
     pool,
     schema: options.schema,
+    listen(channel, handlers) {
+      const known = channels.has(channel);
+      channels.set(channel, [...(channels.get(channel) ?? []), handlers]);
+      if (listener && !known) {
+        const client = listener;
+        client.query(`LISTEN ${pg.escapeIdentifier(channel)}`).then(
+          () => handlers.state(true),
+          () => lost(client),
+        );
+      } else if (listener) {
+        handlers.state(true);
+      } else {
+        void connectListener();
+      }
+    },
     async ping() {
       await pool.query('SELECT 1');
     },
@@ -48,6 +109,17 @@ export function createPostgresConnection(options: PostgresOptions, logger: Logge
         client.release();
       }
     },
-    close: once(() => pool.end()),
+    close: once(async () => {
+      closed = true;
+      if (retry) clearTimeout(retry);
+      await connecting;
+      const client = listener;
+      listener = null;
+      if (client) {
+        client.removeAllListeners('end');
+        await client.end().catch(() => undefined);
+      }
+      await pool.end();
+    }),
   };
 }

@@ -68,12 +68,86 @@ function toBranch(row: Record<string, unknown>): RepositoryBranch {
   };
 }
 
+type CatalogEntry = Repository & { branches: RepositoryBranch[] };
+
+/** Channel the catalog tables' triggers notify on (migration `catalog_notify`), with the schema as payload. */
+const CATALOG_CHANNEL = 'pk_catalog_changed';
+
+async function loadCatalog(pg: PostgresConnection): Promise<CatalogEntry[]> {
+  const { rows } = await pg.pool.query(`SELECT ${REPO_COLUMNS} FROM repositories ORDER BY name`);
+  const repos = rows.map(toRepository);
+  if (repos.length === 0) return [];
+  const branches = await pg.pool.query(`SELECT ${BRANCH_COLUMNS} FROM repository_branches WHERE repository_id = ANY($1) ORDER BY branch`, [
+    repos.map((r) => r.id),
+  ]);
+  const byRepo = new Map<number, RepositoryBranch[]>();
+  for (const row of branches.rows) {
+    const b = toBranch(row);
+    byRepo.set(b.repositoryId, [...(byRepo.get(b.repositoryId) ?? []), b]);
+  }
+  return repos.map((r) => ({ ...r, branches: byRepo.get(r.id) ?? [] }));
+}
+
+/**
+ * The catalog, cached only while notifications are known to arrive: every
+ * notification (or a lost listener) bumps the generation, and a load that
+ * started before the bump is not kept, so a cached copy is never older than
+ * the last committed change this process could have been told about.
+ */
+function createCatalogCache(pg: PostgresConnection) {
+  let listening = false;
+  let generation = 0;
+  let cached: { generation: number; value: Promise<CatalogEntry[]> } | null = null;
+  let subscribed = false;
+  const invalidate = () => {
+    generation++;
+    cached = null;
+  };
+  return {
+    async get(): Promise<CatalogEntry[]> {
+      if (!subscribed) {
+        subscribed = true;
+        pg.listen(CATALOG_CHANNEL, {
+          message: (schema) => schema === pg.schema && invalidate(),
+          state: (on) => {
+            listening = on;
+            invalidate();
+          },
+        });
+      }
+      if (!listening) return loadCatalog(pg);
+      if (cached?.generation === generation) return cached.value;
+      const started = generation;
+      const value = loadCatalog(pg);
+      cached = { generation: started, value };
+      value.then(
+        () => undefined,
+        () => cached?.value === value && (cached = null),
+      );
+      return value;
+    },
+    /** After a write through this process: read your own writes without waiting for the notification. */
+    invalidate,
+  };
+}
+
+const catalogs = new WeakMap<PostgresConnection, ReturnType<typeof createCatalogCache>>();
+
+/** One catalog cache per connection, shared by every repository object that writes catalog tables. */
+export function catalogCache(pg: PostgresConnection) {
+  let c = catalogs.get(pg);
+  if (!c) catalogs.set(pg, (c = createCatalogCache(pg)));
+  return c;
+}
+
 /** Repositories and their indexed branches in Postgres. */
 export function createRepositoryRepository(pg: PostgresConnection) {
+  const catalog = catalogCache(pg);
+  const afterWrite = <T>(write: Promise<T>) => write.finally(catalog.invalidate);
   return {
     /** Registers a repository and its default branch in one transaction; returns null when the name is taken. */
     async create(input: NewRepository): Promise<Repository | null> {
-      return pg.transaction(async (client) => {
+      return afterWrite(pg.transaction(async (client) => {
         const { rows } = await client.query(
           `INSERT INTO repositories (name, instance, source_url, local_path, default_branch, include_globs, exclude_globs, webhook_secret)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -94,7 +168,7 @@ export function createRepositoryRepository(pg: PostgresConnection) {
         const repo = toRepository(rows[0]);
         await client.query(`INSERT INTO repository_branches (repository_id, branch) VALUES ($1, $2)`, [repo.id, input.defaultBranch]);
         return repo;
-      });
+      }));
     },
 
     async findByName(name: string): Promise<Repository | null> {
@@ -107,23 +181,15 @@ export function createRepositoryRepository(pg: PostgresConnection) {
       return rows[0] ? toRepository(rows[0]) : null;
     },
 
+    /**
+     * Every repository (of the given instances) with its branches. Searches
+     * call this on every request, so the whole catalog is cached while a
+     * LISTEN connection guarantees that a change reaches this process: the
+     * tables' triggers notify on commit and the cache is dropped.
+     */
     async list(filter: { instances?: string[] } = {}): Promise<Array<Repository & { branches: RepositoryBranch[] }>> {
-      const { rows } = await pg.pool.query(
-        `SELECT ${REPO_COLUMNS} FROM repositories WHERE ($1::text[] IS NULL OR instance = ANY($1)) ORDER BY name`,
-        [filter.instances ?? null],
-      );
-      const repos = rows.map(toRepository);
-      if (repos.length === 0) return [];
-      const branches = await pg.pool.query(
-        `SELECT ${BRANCH_COLUMNS} FROM repository_branches WHERE repository_id = ANY($1) ORDER BY branch`,
-        [repos.map((r) => r.id)],
-      );
-      const byRepo = new Map<number, RepositoryBranch[]>();
-      for (const row of branches.rows) {
-        const b = toBranch(row);
-        byRepo.set(b.repositoryId, [...(byRepo.get(b.repositoryId) ?? []), b]);
-      }
-      return repos.map((r) => ({ ...r, branches: byRepo.get(r.id) ?? [] }));
+      const all = await catalog.get();
+      return filter.instances ? all.filter((r) => filter.instances!.includes(r.instance)) : [...all];
     },
 
     async getBranch(repositoryId: number, branch: string): Promise<RepositoryBranch | null> {
@@ -136,10 +202,7 @@ export function createRepositoryRepository(pg: PostgresConnection) {
 
     /** Adds a branch to index (idempotent). */
     async ensureBranch(repositoryId: number, branch: string): Promise<RepositoryBranch> {
-      await pg.pool.query(
-        `INSERT INTO repository_branches (repository_id, branch) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-        [repositoryId, branch],
-      );
+      await afterWrite(pg.pool.query(`INSERT INTO repository_branches (repository_id, branch) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [repositoryId, branch]));
       return (await this.getBranch(repositoryId, branch))!;
     },
 
@@ -148,23 +211,25 @@ export function createRepositoryRepository(pg: PostgresConnection) {
       branch: string,
       update: { status: BranchStatus; lastError?: string | null; lastJobId?: string | null },
     ): Promise<void> {
-      await pg.pool.query(
-        `UPDATE repository_branches
-            SET status = $3, last_error = $4, last_job_id = coalesce($5, last_job_id), updated_at = now()
-          WHERE repository_id = $1 AND branch = $2`,
-        [repositoryId, branch, update.status, update.lastError ?? null, update.lastJobId ?? null],
+      await afterWrite(
+        pg.pool.query(
+          `UPDATE repository_branches
+              SET status = $3, last_error = $4, last_job_id = coalesce($5, last_job_id), updated_at = now()
+            WHERE repository_id = $1 AND branch = $2`,
+          [repositoryId, branch, update.status, update.lastError ?? null, update.lastJobId ?? null],
+        ),
       );
     },
 
     /** Removes the repository and, by cascade, its branches, files and chunks. */
     async delete(id: number): Promise<boolean> {
-      return pg.transaction(async (client) => {
+      return afterWrite(pg.transaction(async (client) => {
         await client.query(`DELETE FROM chunk_staging WHERE repository_id = $1`, [id]);
         await client.query(`DELETE FROM file_staging WHERE repository_id = $1`, [id]);
         await client.query(`DELETE FROM graph_staging WHERE repository_id = $1`, [id]);
         const { rowCount } = await client.query(`DELETE FROM repositories WHERE id = $1`, [id]);
         return (rowCount ?? 0) > 0;
-      });
+      }));
     },
   };
 }

@@ -81,7 +81,8 @@ export async function waitForJob(queue: Queue, id: string, timeoutMs = 60_000): 
     const job = await queue.getJob(id);
     if (job) {
       const state = await job.getState();
-      if (state === 'completed') return job.returnvalue;
+      // The job was read before its state: read it again so a job that just finished has its return value.
+      if (state === 'completed') return (await queue.getJob(id))!.returnvalue;
       if (state === 'failed') throw new Error(job.failedReason + (process.env.DEBUG_JOBS ? `\n${(job.stacktrace ?? []).join('\n')}` : ''));
     }
     await sleep(100);
