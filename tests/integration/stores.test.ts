@@ -1,6 +1,8 @@
 import { Queue, QueueEvents, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateDatabase } from '../../shared/db/migrate.ts';
+import { createPostgresConnection } from '../../shared/stores/postgres.connection.ts';
+import { createRepositoryRepository } from '../../shared/stores/repository.repository.ts';
 import { openTestStores, silentLogger, type TestStores } from '../helpers/context.ts';
 
 let t: TestStores;
@@ -77,6 +79,62 @@ describe('postgres', () => {
     ).rejects.toThrow(/check constraint/);
   });
 });
+
+describe('repository catalog cache', () => {
+  it('serves a cached catalog and drops it when another connection commits a change', async () => {
+    const repos = createRepositoryRepository(t.stores.postgres);
+    const other = createPostgresConnection({ url: t.config.databaseUrl, schema: t.config.databaseSchema, max: 1 }, silentLogger);
+    try {
+      // Listening (and so caching) starts with the first read, on its own connection.
+      await waitUntil(async () => {
+        await repos.list();
+        const q = countQueries(t.stores.postgres.pool);
+        await repos.list();
+        return q.stop() === 0;
+      });
+      await other.pool.query(`INSERT INTO repositories (name, local_path) VALUES ('catalog-probe', '/tmp/probe')`);
+      await waitUntil(async () => (await repos.list()).some((r) => r.name === 'catalog-probe'));
+
+      // Cached: a second read makes no query.
+      await repos.list();
+      const queries = countQueries(t.stores.postgres.pool);
+      expect((await repos.list()).map((r) => r.name)).toContain('catalog-probe');
+      expect(queries.stop()).toBe(0);
+
+      await other.pool.query(`UPDATE repositories SET default_branch = 'trunk' WHERE name = 'catalog-probe'`);
+      await waitUntil(async () => (await repos.list()).find((r) => r.name === 'catalog-probe')?.defaultBranch === 'trunk');
+      // A change through this process is read back at once, without waiting for the notification.
+      const probe = (await repos.findByName('catalog-probe'))!;
+      await repos.delete(probe.id);
+      expect((await repos.list()).some((r) => r.name === 'catalog-probe')).toBe(false);
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+async function waitUntil(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function countQueries(pool: { query: (...args: never[]) => unknown }) {
+  const original = pool.query;
+  let n = 0;
+  pool.query = ((...args: never[]) => {
+    n++;
+    return original.apply(pool, args);
+  }) as typeof pool.query;
+  return {
+    stop() {
+      pool.query = original;
+      return n;
+    },
+  };
+}
 
 describe('chroma', () => {
   it('round-trips vectors with metadata and finds the nearest', async () => {
