@@ -107,6 +107,7 @@ export function createGraphQueryService(platform: Platform) {
     };
   }
 
+  const SYMBOL_MAP = `repoId: s.repoId, path: s.path, name: s.name, qualifiedName: s.qualifiedName, kind: s.kind, startLine: s.startLine, endLine: s.endLine`;
   const SYMBOL_FIELDS = `s.repoId AS repoId, s.path AS path, s.name AS name, s.qualifiedName AS qualifiedName, s.kind AS kind, s.startLine AS startLine, s.endLine AS endLine`;
 
   /**
@@ -130,22 +131,26 @@ export function createGraphQueryService(platform: Platform) {
     const t = await targets(options);
     const byId = index(t);
     const pattern = direction === 'callers' ? `(s:Symbol)-[:CALLS*1..${depth}]->(root)` : `(root)-[:CALLS*1..${depth}]->(s:Symbol)`;
-    const roots = await graph.read<SymbolRow>(`${ROOT_MATCH.replaceAll('root', 's')} RETURN ${SYMBOL_FIELDS} LIMIT ${MAX_RESULTS}`, {
-      ...params(t),
-      name,
-      path: options.path ?? null,
-    });
-    if (roots.length === 0) throw notFound(`no symbol named "${name}"${options.path ? ` in ${options.path}` : ''}`, 'symbol_not_found');
-    const rows = await graph.read<SymbolRow & { depth: number }>(
+    // One round trip: the symbols named, then the walk from them (collected, so no match still answers its roots).
+    const [answer] = await graph.read<{ roots: SymbolRow[]; results: Array<SymbolRow & { depth: number }> }>(
       `${ROOT_MATCH}
-       MATCH p = ${pattern}
-       WHERE s <> root
-       WITH s, min(length(p)) AS depth
-       RETURN ${SYMBOL_FIELDS}, depth
-       ORDER BY depth, path, startLine
-       LIMIT ${limit}`,
+       WITH collect(DISTINCT root)[..${MAX_RESULTS}] AS roots
+       CALL {
+         WITH roots
+         UNWIND roots AS root
+         MATCH p = ${pattern}
+         WHERE s <> root
+         WITH s, min(length(p)) AS depth
+         ORDER BY depth, s.path, s.startLine
+         LIMIT ${limit}
+         RETURN collect({${SYMBOL_MAP}, depth: depth}) AS results
+       }
+       RETURN [s IN roots | {${SYMBOL_MAP}}] AS roots, results`,
       { ...params(t), name, path: options.path ?? null },
     );
+    const roots = answer?.roots ?? [];
+    const rows = answer?.results ?? [];
+    if (roots.length === 0) throw notFound(`no symbol named "${name}"${options.path ? ` in ${options.path}` : ''}`, 'symbol_not_found');
     return {
       symbol: name,
       depth,
