@@ -38,6 +38,9 @@ export interface LiveChunk {
 const ALL_TERMS_CANDIDATES = 1000;
 const ANY_TERM_CANDIDATES = 100;
 
+/** Chunks inserted or removed by one publish from which statistics are refreshed at once. */
+const ANALYZE_AFTER_CHANGED_ROWS = 2000;
+
 /** Rows per INSERT: Postgres allows 65,535 parameters per statement. */
 const INSERT_ROWS = 1000;
 
@@ -232,7 +235,7 @@ export function createChunkRepository(pg: PostgresConnection) {
              size_bytes = excluded.size_bytes, chunk_count = excluded.chunk_count`,
           args,
         );
-        await client.query(
+        const inserted = await client.query(
           `INSERT INTO chunks (id, repository_id, branch, path, ordinal, start_line, end_line, symbol, kind, language, content_hash, content)
            SELECT id, repository_id, branch, path, ordinal, start_line, end_line, symbol, kind, language, content_hash, content
              FROM chunk_staging WHERE run_id = $1
@@ -251,9 +254,13 @@ export function createChunkRepository(pg: PostgresConnection) {
         await client.query(`DELETE FROM chunk_staging WHERE run_id = $1`, [run.runId]);
         await client.query(`DELETE FROM file_staging WHERE run_id = $1`, [run.runId]);
         await client.query(`DELETE FROM graph_staging WHERE run_id = $1`, [run.runId]);
-        return { removedIds: removed.rows.map((r) => r.id) };
+        return { removedIds: removed.rows.map((r) => r.id), changed: (inserted.rowCount ?? 0) + removed.rows.length };
       });
-      return published.finally(catalogCache(pg).invalidate);
+      const { removedIds, changed } = await published.finally(catalogCache(pg).invalidate);
+      // Planner statistics: after a large change (a first index), searches would otherwise run on
+      // guesses until autovacuum gets round to it, and full-text plans are then 20× slower.
+      if (changed >= ANALYZE_AFTER_CHANGED_ROWS) await pg.pool.query('ANALYZE files, chunks').catch(() => undefined); // only a hint: the run is published
+      return { removedIds };
     },
 
     /** The live chunks among `ids`, in no particular order. */
