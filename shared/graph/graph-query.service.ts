@@ -160,41 +160,43 @@ export function createGraphQueryService(platform: Platform) {
     };
   }
 
-  async function fileTarget(repositoryName: string | undefined, filePath: string, scope: GraphScopeInput): Promise<GraphTarget> {
-    const t = await targets(repositoryName ? { ...scope, repositories: [repositoryName] } : scope);
-    const p = checkName(filePath, 'path').replace(/^\.?\//, '');
-    const found = await graph.read<{ repoId: string }>(
-      `UNWIND $keys AS key MATCH (f:File {key: key}) WHERE NOT coalesce(f.placeholder, false) RETURN f.repoId AS repoId`,
-      { keys: t.map((x) => graph.fileKey({ repoId: x.repositoryId, branch: x.branch }, p)) },
-    );
-    if (found.length === 0) throw notFound(`no indexed file ${p}${repositoryName ? ` in ${repositoryName}` : ''}`, 'file_not_found');
-    if (found.length > 1) throw badRequest(`${p} exists in several repositories: name one with --repo`, 'ambiguous_file');
-    return index(t).get(found[0]!.repoId)!;
-  }
-
   async function fileRelations(direction: 'dependencies' | 'dependents', filePath: string, options: GraphScopeInput & { repository?: string; depth?: number; limit?: number }) {
     const depth = checkDepth(options.depth, MAX_DEPTH, 1);
     const limit = checkLimit(options.limit);
-    const target = await fileTarget(options.repository, filePath, options);
-    const p = filePath.trim().replace(/^\.?\//, '');
+    const t = await targets(options.repository ? { ...options, repositories: [options.repository] } : options);
+    const p = checkName(filePath, 'path').replace(/^\.?\//, '');
     const pattern = direction === 'dependencies' ? `(f)-[:IMPORTS*1..${depth}]->(x)` : `(x:File)-[:IMPORTS*1..${depth}]->(f)`;
-    const rows = await graph.read<{ kind: string; name: string; depth: number }>(
-      `MATCH (f:File {key: $key})
-       MATCH p = ${pattern}
-       WHERE x <> f
-       WITH x, min(length(p)) AS depth
-       RETURN CASE WHEN x:Module THEN 'module' ELSE 'file' END AS kind, coalesce(x.path, x.name) AS name, depth
-       ORDER BY depth, kind, name
-       LIMIT ${limit}`,
-      { key: graph.fileKey({ repoId: target.repositoryId, branch: target.branch }, p) },
+    // One round trip: the file in each repository asked for, then the walk when exactly one has it.
+    const [answer] = await graph.read<{ repoIds: string[]; results: Array<{ kind: string; name: string; depth: number }> }>(
+      `UNWIND $keys AS key
+       MATCH (f:File {key: key}) WHERE NOT coalesce(f.placeholder, false)
+       WITH collect(f) AS files
+       CALL {
+         WITH files
+         WITH files WHERE size(files) = 1
+         UNWIND files AS f
+         MATCH p = ${pattern}
+         WHERE x <> f
+         WITH x, min(length(p)) AS depth
+         WITH CASE WHEN x:Module THEN 'module' ELSE 'file' END AS kind, coalesce(x.path, x.name) AS name, depth
+         ORDER BY depth, kind, name
+         LIMIT ${limit}
+         RETURN collect({kind: kind, name: name, depth: depth}) AS results
+       }
+       RETURN [f IN files | f.repoId] AS repoIds, results`,
+      { keys: t.map((x) => graph.fileKey({ repoId: x.repositoryId, branch: x.branch }, p)) },
     );
+    const repoIds = answer?.repoIds ?? [];
+    if (repoIds.length === 0) throw notFound(`no indexed file ${p}${options.repository ? ` in ${options.repository}` : ''}`, 'file_not_found');
+    if (repoIds.length > 1) throw badRequest(`${p} exists in several repositories: name one with --repo`, 'ambiguous_file');
+    const target = index(t).get(repoIds[0]!)!;
     return {
       repository: target.repository,
       branch: target.branch,
       commit: target.commit,
       path: p,
       depth,
-      results: rows.map((r) => ({ kind: r.kind as 'file' | 'module', [r.kind === 'module' ? 'module' : 'path']: r.name, depth: r.depth })),
+      results: (answer?.results ?? []).map((r) => ({ kind: r.kind as 'file' | 'module', [r.kind === 'module' ? 'module' : 'path']: r.name, depth: r.depth })),
     };
   }
 
