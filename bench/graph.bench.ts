@@ -38,11 +38,14 @@ import {
   latencyStats,
   log as logAs,
   machineInfo,
+  markdownReport,
   markdownTable,
   round,
   runConcurrently,
   spread,
   table,
+  targetRows,
+  textReport,
   waitForQuietMachine,
   type LatencyStats,
   type TargetResult,
@@ -614,7 +617,7 @@ async function main(): Promise<void> {
 
     const s = (st: LatencyStats) => `p50 ${st.p50Ms} ms, p95 ${st.p95Ms} ms, max ${st.maxMs} ms`;
     const cores = (c: Record<string, number>) => Object.entries(c).filter(([, v]) => v >= 0.01).map(([k, v]) => `${k} ${v}`).join(', ');
-    const targetRows = [['metric', 'value', 'target', 'result'], ...targets.map((t) => [t.label, `${t.value} ${t.unit}`, t.target, t.pass ? 'PASS' : 'FAIL'])];
+    const targetTable = targetRows(targets);
     const graphRun = byVariant('graph')[0];
     const detailRows = [
       ['detail', 'value'],
@@ -660,42 +663,20 @@ async function main(): Promise<void> {
       ['graph delete (deleteRepository) after (a)', `${graphDeleteMs} ms`],
     ];
 
-    process.stdout.write(
-      [
-        '',
-        `Graph benchmark — ${date}`,
-        `${machine.cpuCount} × ${machine.cpuModel}, ${machine.totalMemoryMb} MB, Node ${machine.node}, ${machine.platform}`,
-        '',
-        table(targetRows),
-        '',
-        table(detailRows),
-        '',
-        `results: ${path.relative(PROJECT_ROOT, jsonFile)}`,
-        '',
-      ].join('\n'),
-    );
+    process.stdout.write(textReport(`Graph benchmark — ${date}`, machine, [table(targetTable), table(detailRows)], jsonFile));
     writeFileSync(
       path.join(outDir, 'graph.md'),
-      [
-        `# Code graph benchmark (\`bench/graph.bench.ts\`) — ${date}`,
-        '',
-        'Command (from the repository root, with the local stack running):',
-        '',
-        '```sh',
+      markdownReport({
+        heading: [`# Code graph benchmark (\`bench/graph.bench.ts\`) — ${date}`],
         command,
-        '```',
-        '',
-        `Machine: ${machine.cpuCount} × ${machine.cpuModel}, ${machine.totalMemoryMb} MB RAM, Node ${machine.node}, ${machine.platform}.`,
-        `Corpus: ${corpus.files.length} files (${round(corpus.bytes / 2 ** 20)} MB) from ${corpus.packages} packages in node_modules; local embeddings (\`${a.platform.embeddings.id}\`), WORKER_CONCURRENCY=${a.config.workerConcurrency}.`,
-        '(a) and (c): workers as a separate `workers/main.ts` process. (b): workers in the bench process, with and without the graph extractor.',
-        '',
-        markdownTable(targetRows),
-        '',
-        markdownTable(detailRows),
-        '',
-        `All numbers: [\`${path.basename(jsonFile)}\`](${path.basename(jsonFile)}).`,
-        '',
-      ].join('\n'),
+        machine,
+        about: [
+          `Corpus: ${corpus.files.length} files (${round(corpus.bytes / 2 ** 20)} MB) from ${corpus.packages} packages in node_modules; local embeddings (\`${a.platform.embeddings.id}\`), WORKER_CONCURRENCY=${a.config.workerConcurrency}.`,
+          '(a) and (c): workers as a separate `workers/main.ts` process. (b): workers in the bench process, with and without the graph extractor.',
+        ],
+        blocks: [markdownTable(targetTable), markdownTable(detailRows)],
+        jsonFile,
+      }),
     );
   } finally {
     log('cleaning up');

@@ -20,25 +20,44 @@
  * Results go to stdout, to `<out>/index-<YYYY-MM-DD>.json` and to
  * `<out>/README.md` (the latest run, with its command and machine).
  */
-import { execFileSync } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, type Dirent } from 'node:fs';
-import os from 'node:os';
+import { randomInt } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Queue } from 'bullmq';
-import picomatch from 'picomatch';
-import { loadConfig, readStackState, type Config } from '../shared/config/config.ts';
-import { migrateDatabase } from '../shared/db/migrate.ts';
+import type { Config } from '../shared/config/config.ts';
 import { createChunker } from '../shared/indexing/chunker.ts';
-import { createFileFilter } from '../shared/indexing/file-filter.ts';
-import { createRepositoryService } from '../shared/indexing/repository.service.ts';
-import { createLogger } from '../shared/logger.ts';
-import { createPlatform, type Platform } from '../shared/platform.ts';
+import type { RepositoryService } from '../shared/indexing/repository.service.ts';
+import type { Platform } from '../shared/platform.ts';
 import { createSearchService, fullTextQuery } from '../shared/search/hybrid-search.ts';
 import { createVectorStore, type VectorRecord } from '../shared/stores/vector.store.ts';
 import { PROJECT_ROOT } from '../scripts/project.ts';
-import { spawnEntry, type Spawned } from '../tests/helpers/processes.ts';
+import {
+  CLOCK_TICKS,
+  judge,
+  latencyStats,
+  log as logAs,
+  machineInfo,
+  machineTicks,
+  markdownReport,
+  markdownTable,
+  percentile,
+  round,
+  runConcurrently,
+  sleep,
+  spread,
+  table,
+  targetRows,
+  textReport,
+  waitForQuietMachine,
+  type TargetResult,
+} from './lib/common.ts';
+import { coresBetween, groupSeconds, processTable, stackGroups, type CpuGroup, type CpuTicks } from './lib/cpu.ts';
+import { buildCorpus, corpusSummary, CORPUS_BRANCH, git, MIN_CORPUS_FILES, type Corpus } from './lib/corpus.ts';
+import { jobsOfRun, openIsolatedPlatform, summarizeJobs, waitForIndexJob, type IsolatedPlatform } from './lib/isolated.ts';
+
+const BENCH = 'bench';
+const log = (m: string) => logAs(BENCH, m);
 
 // ---------------------------------------------------------------------------
 // Targets (from the issue) and knobs
@@ -54,18 +73,7 @@ const TARGETS = {
 } as const;
 type TargetName = keyof typeof TARGETS;
 
-/** The issue asks for at least this many files: fewer and fixed costs (fetch, publish) flatter the rate. */
-const MIN_CORPUS_FILES = 5000;
-const CORPUS_EXTENSIONS = ['.ts', '.js', '.mjs', '.cjs', '.md', '.json']; // `.d.ts` ends in `.ts`
-const MAX_CORPUS_FILE_BYTES = 256 * 1024;
 const REPO_NAME = 'bench-corpus';
-const BRANCH = 'main';
-const GIT_IDENTITY = {
-  GIT_AUTHOR_NAME: 'pk-mcp bench',
-  GIT_AUTHOR_EMAIL: 'bench@example.invalid',
-  GIT_COMMITTER_NAME: 'pk-mcp bench',
-  GIT_COMMITTER_EMAIL: 'bench@example.invalid',
-};
 /** One sample every 200 ms catches the peak of a phase lasting seconds; VmHWM catches the rest. */
 const RSS_SAMPLE_MS = 200;
 const CHANGE_RUNS = 3;
@@ -74,159 +82,14 @@ const SEARCH_CLIENTS = 10;
 const SEARCH_QUERIES = 300;
 /** Untimed queries first: JIT, connection pools and Chroma's HNSW pages all warm up on the first few. */
 const SEARCH_WARMUP = 20;
-/** Busy share (all cores) below which the machine counts as quiet, and how long to wait for that. */
-const QUIET_BUSY_PERCENT = 20;
-const QUIET_WAIT_MS = 5 * 60_000;
 /** Above this many cores of other work on average, a run is flagged as measured on a shared machine. */
 const CONTAMINATED_OTHER_CORES = 0.2;
 const FULL_INDEX_TIMEOUT_MS = 30 * 60_000;
 const SHORT_JOB_TIMEOUT_MS = 5 * 60_000;
 
 // ---------------------------------------------------------------------------
-// Corpus: real code from node_modules, committed to a fresh repository
-// ---------------------------------------------------------------------------
-
-interface CorpusFile {
-  /** Absolute path in node_modules. */
-  source: string;
-  /** Path in the corpus repository: `<package name>/<path inside the package>`. */
-  rel: string;
-  bytes: number;
-}
-
-interface Corpus {
-  dir: string;
-  files: CorpusFile[];
-  /** Files that qualified before the evenly spaced selection. */
-  eligible: number;
-  packages: number;
-  bytes: number;
-  byExtension: Record<string, number>;
-  buildMs: number;
-  excluded: string[];
-}
-
-function compareCodePoints(a: string, b: string): number {
-  // Not localeCompare: the selection must not depend on the machine's locale.
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function sortedDir(dir: string): Dirent[] {
-  return readdirSync(dir, { withFileTypes: true }).sort((a, b) => compareCodePoints(a.name, b.name));
-}
-
-/** Top-level packages, scoped ones included (`@types/node`); `.bin` and other dot folders are npm's, not packages. */
-function listPackages(nodeModules: string): Array<{ name: string; dir: string }> {
-  const packages: Array<{ name: string; dir: string }> = [];
-  for (const entry of sortedDir(nodeModules)) {
-    if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
-    const dir = path.join(nodeModules, entry.name);
-    if (!entry.name.startsWith('@')) {
-      packages.push({ name: entry.name, dir });
-      continue;
-    }
-    for (const scoped of sortedDir(dir)) {
-      if (scoped.isDirectory()) packages.push({ name: `${entry.name}/${scoped.name}`, dir: path.join(dir, scoped.name) });
-    }
-  }
-  return packages;
-}
-
-/** Files of one package, depth first in name order. Nested `node_modules` are other packages; symlinks would count twice. */
-function* walkPackage(dir: string, rel = ''): Generator<{ abs: string; rel: string }> {
-  for (const entry of sortedDir(dir)) {
-    if (entry.isSymbolicLink()) continue;
-    const abs = path.join(dir, entry.name);
-    const childRel = rel ? `${rel}/${entry.name}` : entry.name;
-    if (entry.isDirectory()) {
-      if (entry.name !== 'node_modules') yield* walkPackage(abs, childRel);
-    } else if (entry.isFile()) {
-      yield { abs, rel: childRel };
-    }
-  }
-}
-
-function git(cwd: string, ...args: string[]): string {
-  return execFileSync('git', args, {
-    cwd,
-    encoding: 'utf8',
-    maxBuffer: 256 * 1024 * 1024,
-    env: { ...process.env, ...GIT_IDENTITY },
-  }).trim();
-}
-
-/**
- * Copies `wanted` source files into a new Git repository. A file qualifies
- * when its extension is one of CORPUS_EXTENSIONS, it is at most 256 KB, and
- * the indexer's own file filter would index it (no `dist/`, lock files,
- * minified or generated files): then files/s counts files the platform
- * really chunked and embedded, not files it skipped. The qualifying files are
- * sorted and an evenly spaced selection is taken, so the corpus spans every
- * package rather than the alphabetically first few.
- */
-function buildCorpus(wanted: number, exclude: string[]): Corpus {
-  const started = performance.now();
-  const filter = createFileFilter({ gitignores: [], include: [], exclude: [], maxFileBytes: MAX_CORPUS_FILE_BYTES });
-  const isExcluded = exclude.length > 0 ? picomatch(exclude, { dot: true }) : () => false;
-  const packages = listPackages(path.join(PROJECT_ROOT, 'node_modules'));
-  const eligible: CorpusFile[] = [];
-  for (const pkg of packages) {
-    for (const file of walkPackage(pkg.dir)) {
-      const rel = `${pkg.name}/${file.rel}`;
-      if (!CORPUS_EXTENSIONS.some((ext) => rel.endsWith(ext)) || isExcluded(rel)) continue;
-      const bytes = statSync(file.abs).size;
-      if (bytes > MAX_CORPUS_FILE_BYTES || !filter.check(rel, bytes).indexed) continue;
-      if (!filter.checkContent(rel, readFileSync(file.abs)).indexed) continue;
-      eligible.push({ source: file.abs, rel, bytes });
-    }
-  }
-  eligible.sort((a, b) => compareCodePoints(a.rel, b.rel));
-  if (eligible.length < Math.max(wanted, MIN_CORPUS_FILES)) {
-    throw new Error(`node_modules holds only ${eligible.length} qualifying files; ${Math.max(wanted, MIN_CORPUS_FILES)} are needed`);
-  }
-  const files = Array.from({ length: wanted }, (_, i) => eligible[Math.floor((i * eligible.length) / wanted)]!);
-
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'pk-bench-corpus-'));
-  for (const f of files) {
-    const target = path.join(dir, f.rel);
-    mkdirSync(path.dirname(target), { recursive: true });
-    copyFileSync(f.source, target);
-  }
-  git(dir, 'init', '--quiet', `--initial-branch=${BRANCH}`);
-  // A global excludes file could silently drop corpus files; this repository has no ignore rules of its own.
-  git(dir, '-c', 'core.excludesFile=/dev/null', '-c', 'core.autocrlf=false', 'add', '--all');
-  git(dir, 'commit', '--quiet', '-m', 'benchmark corpus');
-  const tracked = git(dir, 'ls-files', '-z').split('\0').filter(Boolean).length;
-  if (tracked !== files.length) throw new Error(`git tracks ${tracked} of the ${files.length} corpus files`);
-
-  const byExtension: Record<string, number> = {};
-  for (const f of files) {
-    const ext = f.rel.endsWith('.d.ts') ? '.d.ts' : path.extname(f.rel);
-    byExtension[ext] = (byExtension[ext] ?? 0) + 1;
-  }
-  return {
-    dir,
-    files,
-    eligible: eligible.length,
-    packages: new Set(files.map((f) => f.rel.split('/').slice(0, f.rel.startsWith('@') ? 2 : 1).join('/'))).size,
-    bytes: files.reduce((sum, f) => sum + f.bytes, 0),
-    byExtension,
-    buildMs: performance.now() - started,
-    excluded: exclude,
-  };
-}
-
-// ---------------------------------------------------------------------------
 // Process metrics from /proc: memory of the worker, CPU of every process
 // ---------------------------------------------------------------------------
-
-const CLOCK_TICKS = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
 
 function statusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number | undefined {
   try {
@@ -264,97 +127,20 @@ function sampleRss(pid: number) {
   };
 }
 
-/** CPU time (user + system, including reaped children such as `git cat-file`) of every live process, by pid. */
-function processTable(): Map<number, { ppid: number; ticks: number }> {
-  const table = new Map<number, { ppid: number; ticks: number }>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      // Fields after the command name, which may itself hold spaces and parentheses.
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      table.set(Number(name), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) });
-    } catch {
-      // exited while we looked
-    }
-  }
-  return table;
-}
-
-interface CpuGroup {
-  name: string;
-  pid: number;
-  /** Postgres runs one backend process per connection; the worker forks git. */
-  withDescendants: boolean;
-}
-
-interface CpuSnapshot {
+interface CpuSnapshot extends CpuTicks {
   label: string;
   at: number;
-  machineBusyTicks: number;
-  machineTotalTicks: number;
-  seconds: Record<string, number>;
   /** CPU ticks of every process outside the groups, to name what else ran. */
   others: Map<number, number>;
 }
 
-function machineTicks(): { busy: number; total: number } {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
-  const v = line.trim().split(/\s+/).slice(1).map(Number);
-  // user nice system idle iowait irq softirq steal (guest time is already inside user)
-  const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
-  return { busy: total - (v[3] ?? 0) - (v[4] ?? 0), total };
-}
-
-/** Share of the machine's CPU in use over `ms`, by anyone. */
-async function machineBusyPercent(ms: number): Promise<number> {
-  const a = machineTicks();
-  await sleep(ms);
-  const b = machineTicks();
-  return b.total > a.total ? round((100 * (b.busy - a.busy)) / (b.total - a.total)) : 0;
-}
-
-/**
- * On a shared machine other work (someone's test run) steals the cores this
- * benchmark measures. Wait a while for a quiet moment; if none comes, go on
- * and say so in the results, where the `other` CPU column shows how much.
- */
-async function waitForQuietMachine(): Promise<{ busyPercent: number; waitedMs: number }> {
-  const started = Date.now();
-  for (;;) {
-    const busyPercent = await machineBusyPercent(3000);
-    const waitedMs = Date.now() - started;
-    if (busyPercent <= QUIET_BUSY_PERCENT) return { busyPercent, waitedMs };
-    if (waitedMs > QUIET_WAIT_MS) {
-      log(`warning: the machine is still ${busyPercent}% busy with other work; measuring anyway`);
-      return { busyPercent, waitedMs };
-    }
-    log(`machine ${busyPercent}% busy with other work; waiting for it to quieten`);
-    await sleep(5000);
-  }
-}
-
+/** CPU time includes reaped children: the worker forks `git cat-file`. */
 function cpuSnapshot(label: string, groups: CpuGroup[]): CpuSnapshot {
-  const table = processTable();
-  const children = new Map<number, number[]>();
-  for (const [pid, p] of table) children.set(p.ppid, [...(children.get(p.ppid) ?? []), pid]);
-  const seconds: Record<string, number> = {};
-  const counted = new Set<number>();
-  for (const g of groups) {
-    let ticks = 0;
-    const stack = [g.pid];
-    while (stack.length > 0) {
-      const pid = stack.pop()!;
-      counted.add(pid);
-      ticks += table.get(pid)?.ticks ?? 0;
-      if (g.withDescendants) stack.push(...(children.get(pid) ?? []));
-    }
-    seconds[g.name] = ticks / CLOCK_TICKS;
-  }
+  const procs = processTable({ reapedChildren: true });
+  const { seconds, counted } = groupSeconds(groups, procs);
   const others = new Map<number, number>();
-  for (const [pid, p] of table) if (!counted.has(pid)) others.set(pid, p.ticks);
-  const m = machineTicks();
-  return { label, at: Date.now(), machineBusyTicks: m.busy, machineTotalTicks: m.total, seconds, others };
+  for (const [pid, p] of procs) if (!counted.has(pid)) others.set(pid, p.ticks);
+  return { label, at: Date.now(), seconds, machine: machineTicks(), others };
 }
 
 interface PhaseReport {
@@ -381,12 +167,9 @@ function phaseReports(snapshots: CpuSnapshot[]): PhaseReport[] {
     const a = snapshots[i - 1]!;
     const b = snapshots[i]!;
     const wallS = Math.max(1e-3, (b.at - a.at) / 1000);
-    const cores: Record<string, number> = {};
-    for (const name of Object.keys(b.seconds)) cores[name] = round((b.seconds[name]! - (a.seconds[name] ?? 0)) / wallS, 2);
-    const total = b.machineTotalTicks - a.machineTotalTicks;
-    // The machine may be shared: whatever the listed processes did not use was used by someone else.
-    const machineCores = total > 0 ? ((b.machineBusyTicks - a.machineBusyTicks) / total) * os.cpus().length : 0;
-    cores.other = round(Math.max(0, machineCores - Object.values(cores).reduce((x, y) => x + y, 0)), 2);
+    // The machine may be shared: whatever the listed processes did not use was used by someone else (`other`).
+    const { cores } = coresBetween(a, b, wallS);
+    const total = b.machine.total - a.machine.total;
     const topOthers = [...b.others]
       .map(([pid, ticks]) => ({ pid, cores: (ticks - (a.others.get(pid) ?? ticks)) / CLOCK_TICKS / wallS }))
       .filter((o) => o.cores >= 0.05)
@@ -397,7 +180,7 @@ function phaseReports(snapshots: CpuSnapshot[]): PhaseReport[] {
       phase: `${a.label} → ${b.label}`,
       wallMs: b.at - a.at,
       cores,
-      machineBusyPercent: total > 0 ? round((100 * (b.machineBusyTicks - a.machineBusyTicks)) / total, 1) : 0,
+      machineBusyPercent: total > 0 ? round((100 * (b.machine.busy - a.machine.busy)) / total, 1) : 0,
       topOthers,
     });
   }
@@ -454,28 +237,18 @@ async function watchIndexJob(
     options.onBoundary?.(label);
   };
   let sawWaitingChildren = false;
-  const deadline = Date.now() + options.timeoutMs;
-  while (Date.now() < deadline) {
-    const job = await queue.getJob(jobId);
-    if (job) {
-      const state = await job.getState();
-      const phase = (job.progress as { phase?: string } | undefined)?.phase;
-      if (state === 'failed') throw new Error(`index job ${jobId} failed: ${job.failedReason}`);
-      if (state === 'completed') {
-        return { jobId, enqueuedAt, finishedOn: job.finishedOn ?? Date.now(), returnvalue: (job.returnvalue ?? {}) as Record<string, unknown>, boundaries };
-      }
-      if (state === 'waiting-children') {
-        sawWaitingChildren = true;
-        mark('waiting-children');
-      } else if (sawWaitingChildren) {
-        mark('children-done');
-      } else if (phase && phase !== 'done') {
-        mark(phase);
-      }
+  const job = await waitForIndexJob(queue, jobId, options.timeoutMs, options.intervalMs, (polled, state) => {
+    const phase = (polled.progress as { phase?: string } | undefined)?.phase;
+    if (state === 'waiting-children') {
+      sawWaitingChildren = true;
+      mark('waiting-children');
+    } else if (sawWaitingChildren) {
+      mark('children-done');
+    } else if (phase && phase !== 'done') {
+      mark(phase);
     }
-    await sleep(options.intervalMs);
-  }
-  throw new Error(`index job ${jobId} did not finish within ${options.timeoutMs} ms`);
+  });
+  return { jobId, enqueuedAt, finishedOn: job.finishedOn ?? Date.now(), returnvalue: (job.returnvalue ?? {}) as Record<string, unknown>, boundaries };
 }
 
 interface ChildSummary {
@@ -499,37 +272,19 @@ interface ChildSummary {
 async function childrenOf(platform: Platform, runId: string): Promise<ChildSummary[]> {
   const out: ChildSummary[] = [];
   for (const [name, queue] of Object.entries(platform.queues.queues) as Array<[string, Queue]>) {
-    const jobs = (await queue.getJobs(['completed', 'failed'], 0, -1)).filter((j) => (j?.data as { runId?: string } | undefined)?.runId === runId);
+    const jobs = await jobsOfRun(queue, runId);
     if (jobs.length === 0) continue;
-    const totals: Record<string, number> = {};
-    let busyMs = 0;
-    let first = Infinity;
-    let last = -Infinity;
-    let failed = 0;
-    const reasons = new Set<string>();
-    for (const j of jobs) {
-      if (j.failedReason) {
-        failed++;
-        reasons.add(j.failedReason.slice(0, 300));
-      }
-      if (j.processedOn && j.finishedOn) {
-        busyMs += j.finishedOn - j.processedOn;
-        first = Math.min(first, j.processedOn);
-        last = Math.max(last, j.finishedOn);
-      }
-      for (const [k, v] of Object.entries((j.returnvalue ?? {}) as Record<string, unknown>)) {
-        if (typeof v === 'number') totals[k] = (totals[k] ?? 0) + v;
-      }
-    }
+    const run = summarizeJobs(jobs);
+    const reasons = new Set(jobs.flatMap((j) => (j.failedReason ? [j.failedReason.slice(0, 300)] : [])));
     out.push({
       queue: name,
-      jobs: jobs.length,
-      failed,
-      spanMs: Number.isFinite(first) ? last - first : 0,
-      busyMs,
-      firstStartedAt: Number.isFinite(first) ? first : null,
-      lastFinishedAt: Number.isFinite(last) ? last : null,
-      totals,
+      jobs: run.jobs,
+      failed: run.failedAttempts,
+      spanMs: run.spanMs,
+      busyMs: run.busyMs,
+      firstStartedAt: run.firstStartedAt,
+      lastFinishedAt: run.lastFinishedAt,
+      totals: run.totals,
       failureReasons: [...reasons].slice(0, 5),
     });
   }
@@ -544,44 +299,10 @@ function embeddedBy(children: ChildSummary[]): number {
 // Small helpers
 // ---------------------------------------------------------------------------
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
 const median = (xs: number[]) => percentile(xs, 50);
-
-/** Nearest-rank percentile. */
-function percentile(xs: number[], p: number): number {
-  if (xs.length === 0) return NaN;
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
-
-function latencyStats(xs: number[]) {
-  return {
-    count: xs.length,
-    p50Ms: round(percentile(xs, 50)),
-    p95Ms: round(percentile(xs, 95)),
-    p99Ms: round(percentile(xs, 99)),
-    maxMs: round(Math.max(...xs)),
-    meanMs: round(xs.reduce((a, b) => a + b, 0) / xs.length),
-  };
-}
 
 function randomLetters(n: number): string {
   return Array.from({ length: n }, () => String.fromCharCode(97 + randomInt(26))).join('');
-}
-
-function log(message: string): void {
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
-}
-
-async function waitForWorkerReady(worker: Spawned, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (worker.output().includes('"msg":"workers ready"')) return;
-    if (worker.child.exitCode !== null) throw new Error(`worker process exited (${worker.child.exitCode}):\n${worker.output().slice(-4000)}`);
-    await sleep(100);
-  }
-  throw new Error(`worker process not ready after ${timeoutMs} ms:\n${worker.output().slice(-4000)}`);
 }
 
 // ---------------------------------------------------------------------------
@@ -591,7 +312,7 @@ async function waitForWorkerReady(worker: Spawned, timeoutMs = 60_000): Promise<
 interface Context {
   config: Config;
   platform: Platform;
-  repos: ReturnType<typeof createRepositoryService>;
+  repos: RepositoryService;
   search: ReturnType<typeof createSearchService>;
   indexQueue: Queue;
   repositoryId: number;
@@ -603,7 +324,7 @@ async function measureFullIndex(ctx: Context, corpus: Corpus, onBoundary: (label
   const { jobId } = await ctx.repos.requestIndex(REPO_NAME);
   const run = await watchIndexJob(ctx.indexQueue, jobId, enqueuedAt, { intervalMs: 100, timeoutMs: FULL_INDEX_TIMEOUT_MS, onBoundary });
   onBoundary('done');
-  const branch = await ctx.platform.repositories.getBranch(ctx.repositoryId, BRANCH);
+  const branch = await ctx.platform.repositories.getBranch(ctx.repositoryId, CORPUS_BRANCH);
   const children = await childrenOf(ctx.platform, jobId);
   const wallMs = run.finishedOn - enqueuedAt;
   const files = branch?.fileCount ?? 0;
@@ -713,7 +434,6 @@ async function buildQueries(ctx: Context): Promise<{ identifiers: string[]; natu
     `SELECT DISTINCT symbol FROM chunks WHERE language = 'markdown' AND symbol ~ '^[A-Za-z][A-Za-z ,''-]+$'
         AND array_length(regexp_split_to_array(trim(symbol), '\\s+'), 1) BETWEEN 3 AND 10 ORDER BY symbol`,
   );
-  const spread = (xs: string[], n: number) => (xs.length <= n ? xs : Array.from({ length: n }, (_, i) => xs[Math.floor((i * xs.length) / n)]!));
   const half = SEARCH_QUERIES / 2;
   const natural = spread(headings.rows.map((r) => r.symbol.trim()), half);
   const identifiers = spread(symbols.rows.map((r) => r.symbol), SEARCH_QUERIES - natural.length);
@@ -729,29 +449,18 @@ async function measureSearch(ctx: Context, { identifiers, natural }: { identifie
   }
   for (const q of queries.slice(0, SEARCH_WARMUP)) await ctx.search.search({ query: q.text });
 
-  const timings: Array<{ kind: string; ms: number; hits: number }> = [];
-  let next = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: SEARCH_CLIENTS }, async () => {
-      while (next < queries.length) {
-        const q = queries[next++]!;
-        const t = performance.now();
-        const { hits } = await ctx.search.search({ query: q.text });
-        timings.push({ kind: q.kind, ms: performance.now() - t, hits: hits.length });
-      }
-    }),
-  );
-  const wallMs = performance.now() - started;
-  const stats = latencyStats;
+  const { wallMs, timings: calls } = await runConcurrently(queries, SEARCH_CLIENTS, (q) => ctx.search.search({ query: q.text }));
+  const failed = calls.find((c) => c.error !== undefined);
+  if (failed) throw new Error(failed.error);
+  const timings = calls.map((c) => ({ kind: c.item.kind, ms: c.ms, hits: c.result!.hits.length }));
   return {
     clients: SEARCH_CLIENTS,
     queries: timings.length,
     queriesPerSecond: round(timings.length / (wallMs / 1000)),
     zeroHitQueries: timings.filter((t) => t.hits === 0).length,
-    all: stats(timings.map((t) => t.ms)),
-    identifier: stats(timings.filter((t) => t.kind === 'identifier').map((t) => t.ms)),
-    natural: stats(timings.filter((t) => t.kind === 'natural').map((t) => t.ms)),
+    all: latencyStats(timings.map((t) => t.ms)),
+    identifier: latencyStats(timings.filter((t) => t.kind === 'identifier').map((t) => t.ms)),
+    natural: latencyStats(timings.filter((t) => t.kind === 'natural').map((t) => t.ms)),
     examples: { identifier: identifiers.slice(0, 5), natural: natural.slice(0, 5) },
   };
 }
@@ -764,7 +473,7 @@ async function measureSearch(ctx: Context, { identifiers, natural }: { identifie
  * queueing under concurrency.
  */
 async function measureSearchParts(ctx: Context, queries: string[]) {
-  const filter = { repositoryBranches: [{ repositoryId: ctx.repositoryId, branch: BRANCH }] };
+  const filter = { repositoryBranches: [{ repositoryId: ctx.repositoryId, branch: CORPUS_BRANCH }] };
   const depth = 10 * 4; // hybrid-search fetches limit × 4 candidates from each retriever
   const times = { search: [] as number[], queryEmbedding: [] as number[], chromaQuery: [] as number[], postgresFullText: [] as number[] };
   const time = async (into: number[], fn: () => Promise<unknown>) => {
@@ -821,12 +530,12 @@ async function measureStages(ctx: Context, corpus: Corpus) {
     vectors.push(...(await ctx.platform.embeddings.embed(rows.slice(i, i + batch).map((r) => r.content))));
     embedMs += performance.now() - started;
   }
-  const commit = (await ctx.platform.repositories.getBranch(ctx.repositoryId, BRANCH))?.indexedCommit ?? '';
+  const commit = (await ctx.platform.repositories.getBranch(ctx.repositoryId, CORPUS_BRANCH))?.indexedCommit ?? '';
   // The metadata the embed-batch job writes, with its real values: Chroma indexes every
   // metadata value, so distinct paths, symbols and line numbers cost more than constants.
   const fullMetadata = (r: (typeof rows)[number]): VectorRecord['metadata'] => ({
     repository_id: ctx.repositoryId,
-    branch: BRANCH,
+    branch: CORPUS_BRANCH,
     path: r.path,
     language: r.language ?? '',
     start_line: r.start_line,
@@ -836,7 +545,7 @@ async function measureStages(ctx: Context, corpus: Corpus) {
     commit,
   });
   // Only what scopes a vector; Postgres holds the rest and search reads it from there.
-  const scopeOnly = () => ({ repository_id: ctx.repositoryId, branch: BRANCH }) as VectorRecord['metadata'];
+  const scopeOnly = () => ({ repository_id: ctx.repositoryId, branch: CORPUS_BRANCH }) as VectorRecord['metadata'];
 
   // Writers: one, then as many as the embed pool runs. Metadata: as written today, then scope only.
   const upsertRate = async (collection: string, writers: number, metadata: (r: (typeof rows)[number]) => VectorRecord['metadata']) => {
@@ -868,42 +577,7 @@ async function measureStages(ctx: Context, corpus: Corpus) {
 // Reporting
 // ---------------------------------------------------------------------------
 
-interface TargetResult {
-  name: TargetName;
-  label: string;
-  value: number;
-  unit: string;
-  target: string;
-  pass: boolean;
-}
-
-function judge(name: TargetName, value: number): TargetResult {
-  const t = TARGETS[name] as { min?: number; max?: number; unit: string; label: string };
-  const pass = t.min !== undefined ? value >= t.min : t.max === 0 ? value === 0 : value < t.max!;
-  const target = t.min !== undefined ? `≥ ${t.min}` : t.max === 0 ? '= 0' : `< ${t.max}`;
-  return { name, label: t.label, value, unit: t.unit, target: `${target} ${t.unit}`, pass };
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')).join('\n');
-}
-
-function markdownTable(rows: string[][]): string {
-  const [head, ...body] = rows;
-  return [head!, head!.map(() => '---'), ...body].map((r) => `| ${r.map((c) => c.replaceAll('|', '\\|')).join(' | ')} |`).join('\n');
-}
-
-function machineInfo() {
-  const cpus = os.cpus();
-  return {
-    cpuModel: cpus[0]?.model.trim() ?? 'unknown',
-    cpuCount: cpus.length,
-    totalMemoryMb: Math.round(os.totalmem() / 2 ** 20),
-    node: process.version,
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-  };
-}
+const judgeTarget = (name: TargetName, value: number): TargetResult => judge(name, TARGETS[name], value);
 
 // ---------------------------------------------------------------------------
 // Main: build, measure, report, and remove every trace
@@ -930,48 +604,28 @@ async function main(): Promise<void> {
   const corpus = buildCorpus(wanted, values.exclude ?? []);
   log(`corpus: ${corpus.files.length} files (${round(corpus.bytes / 2 ** 20)} MB) from ${corpus.packages} packages, ${corpus.eligible} qualified, ${Math.round(corpus.buildMs)} ms`);
 
-  // Private everything: the same names in both processes, as the tests do.
-  const id = randomBytes(4).toString('hex');
-  const workspaceDir = mkdtempSync(path.join(os.tmpdir(), 'pk-bench-ws-'));
-  const isolation = {
-    PK_DATA_DIR: path.join(PROJECT_ROOT, '.data'),
-    QUEUE_PREFIX: `bench-${id}`,
-    DATABASE_SCHEMA: `bench_${id}`,
-    CHROMA_COLLECTION_PREFIX: `bench-${id}`,
-    WORKSPACE_DIR: workspaceDir,
-    EMBEDDING_PROVIDER: 'local',
-  };
-  const config = loadConfig({ ...process.env, ...isolation, LOG_LEVEL: 'silent' });
-  const logger = createLogger({ logLevel: 'silent', logPretty: false });
-  const platform = createPlatform(config, logger);
-  let worker: Spawned | undefined;
-  let repositoryId: number | undefined;
+  // Private everything (queue prefix, schema, collections, workspace): the same names in both processes, as the tests do.
+  let iso: IsolatedPlatform | undefined;
 
   try {
-    await Promise.all([platform.stores.redis.ping(), platform.stores.postgres.ping(), platform.stores.chroma.ping()]).catch((err) => {
-      throw new Error(`the local stack does not answer (${err instanceof Error ? err.message : err}): run \`node scripts/pk-mcp.js stack up\``);
-    });
-    await migrateDatabase({ databaseUrl: config.databaseUrl, schema: config.databaseSchema }, logger);
-
-    worker = spawnEntry('workers/main.ts', { ...isolation, LOG_LEVEL: 'info', LOG_PRETTY: 'false' });
+    iso = await openIsolatedPlatform('bench');
+    const { config, platform, repos } = iso;
+    const worker = await iso.spawnWorkers();
     const workerPid = worker.child.pid!;
-    await waitForWorkerReady(worker);
     const rss = sampleRss(workerPid);
     log(`worker process ${workerPid} ready (concurrency ${config.workerConcurrency}, batch ${config.index.batchChunks} chunks)`);
 
-    const repos = createRepositoryService(platform);
-    const repo = await repos.add({ source: corpus.dir, name: REPO_NAME, branch: BRANCH });
-    repositoryId = repo.id;
-    const ctx: Context = { config, platform, repos, search: createSearchService(platform), indexQueue: platform.queues.queues.index, repositoryId };
+    const repo = await repos.add({ source: corpus.dir, name: REPO_NAME, branch: CORPUS_BRANCH });
+    const ctx: Context = { config, platform, repos, search: createSearchService(platform), indexQueue: platform.queues.queues.index, repositoryId: repo.id };
 
-    const stack = readStackState(config.dataDir)?.services ?? {};
     const groups: CpuGroup[] = [
-      { name: 'worker', pid: workerPid, withDescendants: true },
-      ...(['postgres', 'chroma', 'redis', 'neo4j'] as const).flatMap((s) => (stack[s]?.pid ? [{ name: s, pid: stack[s]!.pid!, withDescendants: true }] : [])),
-      { name: 'bench', pid: process.pid, withDescendants: false },
+      { name: 'worker', pids: [workerPid], withDescendants: true },
+      ...stackGroups(config.dataDir),
+      { name: 'bench', pids: [process.pid], withDescendants: false },
     ];
 
-    const quiet = await waitForQuietMachine();
+    // The other benchmarks wait for this one, so it waits for none of them: only for a quiet machine.
+    const quiet = await waitForQuietMachine(BENCH, { otherBenchmarks: false });
     // (1) + (2): the first full index, watched phase by phase.
     log('full index…');
     const timeline = cpuTimeline(groups);
@@ -1008,7 +662,6 @@ async function main(): Promise<void> {
     const vmHwmKb = statusKb(workerPid, 'VmHWM') ?? 0;
     const rssStats = rss.stop();
     await worker.stop('SIGTERM');
-    worker = undefined;
 
     let stages: Awaited<ReturnType<typeof measureStages>> | undefined;
     let searchParts: Awaited<ReturnType<typeof measureSearchParts>> | undefined;
@@ -1021,12 +674,12 @@ async function main(): Promise<void> {
     }
 
     const targets = [
-      judge('filesPerSecond', full.filesPerSecond),
-      judge('peakWorkerRssMb', round(vmHwmKb / 1024)),
-      judge('changeToSearchableMs', change.medianMs),
-      judge('noChangeReindexMs', noChange.medianMs),
-      judge('unchangedFullReindexEmbedded', unchangedFull.embedded),
-      judge('searchP95Ms', search.all.p95Ms),
+      judgeTarget('filesPerSecond', full.filesPerSecond),
+      judgeTarget('peakWorkerRssMb', round(vmHwmKb / 1024)),
+      judgeTarget('changeToSearchableMs', change.medianMs),
+      judgeTarget('noChangeReindexMs', noChange.medianMs),
+      judgeTarget('unchangedFullReindexEmbedded', unchangedFull.embedded),
+      judgeTarget('searchP95Ms', search.all.p95Ms),
     ];
     const date = new Date().toISOString().slice(0, 10);
     const results = {
@@ -1041,15 +694,7 @@ async function main(): Promise<void> {
         chunkMaxChars: config.index.maxChunkChars,
         embeddingModel: platform.embeddings.id,
       },
-      corpus: {
-        files: corpus.files.length,
-        megabytes: round(corpus.bytes / 2 ** 20, 2),
-        packages: corpus.packages,
-        qualifyingFiles: corpus.eligible,
-        byExtension: corpus.byExtension,
-        excluded: corpus.excluded,
-        buildMs: Math.round(corpus.buildMs),
-      },
+      corpus: corpusSummary(corpus),
       targets,
       fullIndex: { ...full, otherCores, contaminated: otherCores > CONTAMINATED_OTHER_CORES, phases, cpuTimeline: cpuSeconds },
       peakWorkerRss: {
@@ -1070,10 +715,7 @@ async function main(): Promise<void> {
     const jsonFile = path.join(outDir, `index-${date}.json`);
     writeFileSync(jsonFile, `${JSON.stringify(results, null, 2)}\n`);
 
-    const targetRows = [
-      ['metric', 'value', 'target', 'result'],
-      ...targets.map((t) => [t.label, `${t.value} ${t.unit}`, t.target, t.pass ? 'PASS' : 'FAIL']),
-    ];
+    const targetTable = targetRows(targets);
     const detailRows = [
       ['detail', 'value'],
       ['corpus', `${corpus.files.length} files, ${round(corpus.bytes / 2 ** 20)} MB, ${corpus.packages} packages${corpus.excluded.length > 0 ? `; excluded: ${corpus.excluded.join(', ')}` : ''}`],
@@ -1132,93 +774,44 @@ async function main(): Promise<void> {
       : undefined;
 
     process.stdout.write(
-      [
-        '',
+      textReport(
         `Indexing benchmark — ${date}`,
-        `${machine.cpuCount} × ${machine.cpuModel}, ${machine.totalMemoryMb} MB, Node ${machine.node}, ${machine.platform}`,
-        '',
-        table(targetRows),
-        '',
-        table(detailRows),
-        '',
-        'Full index by phase (boundaries as first seen by polling the job; cores = CPU seconds / wall seconds):',
-        table(phaseRows),
-        ...(stageRows ? ['', table(stageRows)] : []),
-        '',
-        `results: ${path.relative(PROJECT_ROOT, jsonFile)}`,
-        '',
-      ].join('\n'),
+        machine,
+        [
+          table(targetTable),
+          table(detailRows),
+          `Full index by phase (boundaries as first seen by polling the job; cores = CPU seconds / wall seconds):\n${table(phaseRows)}`,
+          ...(stageRows ? [table(stageRows)] : []),
+        ],
+        jsonFile,
+      ),
     );
 
     writeFileSync(
       path.join(outDir, 'README.md'),
-      [
-        '# Benchmark results',
-        '',
-        `## Indexing (\`bench/index.bench.ts\`) — latest run ${date}`,
-        '',
-        'Command (from the repository root, with the local stack running):',
-        '',
-        '```sh',
+      markdownReport({
+        heading: ['# Benchmark results', '', `## Indexing (\`bench/index.bench.ts\`) — latest run ${date}`],
         command,
-        '```',
-        '',
-        `Machine: ${machine.cpuCount} × ${machine.cpuModel}, ${machine.totalMemoryMb} MB RAM, Node ${machine.node}, ${machine.platform}.`,
-        `Corpus: ${corpus.files.length} files (${round(corpus.bytes / 2 ** 20)} MB) from ${corpus.packages} packages in node_modules.`,
-        `Workers: a separate \`workers/main.ts\` process, local embeddings (\`${platform.embeddings.id}\`), WORKER_CONCURRENCY=${config.workerConcurrency}, INDEX_BATCH_CHUNKS=${config.index.batchChunks}.`,
-        '',
-        markdownTable(targetRows),
-        '',
-        markdownTable(detailRows),
-        '',
-        'Full index by phase (boundaries as first seen by polling the job every 100 ms; cores = CPU seconds / wall seconds of each process group, 2.0 = both cores):',
-        '',
-        markdownTable(phaseRows),
-        ...(stageRows ? ['', markdownTable(stageRows)] : []),
-        '',
-        `All numbers: [\`${path.basename(jsonFile)}\`](${path.basename(jsonFile)}).`,
-        '',
-      ].join('\n'),
+        machine,
+        about: [
+          `Corpus: ${corpus.files.length} files (${round(corpus.bytes / 2 ** 20)} MB) from ${corpus.packages} packages in node_modules.`,
+          `Workers: a separate \`workers/main.ts\` process, local embeddings (\`${platform.embeddings.id}\`), WORKER_CONCURRENCY=${config.workerConcurrency}, INDEX_BATCH_CHUNKS=${config.index.batchChunks}.`,
+        ],
+        blocks: [
+          markdownTable(targetTable),
+          markdownTable(detailRows),
+          `Full index by phase (boundaries as first seen by polling the job every 100 ms; cores = CPU seconds / wall seconds of each process group, 2.0 = both cores):\n\n${markdownTable(phaseRows)}`,
+          ...(stageRows ? [markdownTable(stageRows)] : []),
+        ],
+        jsonFile,
+      }),
     );
   } finally {
     log('cleaning up');
-    await worker?.stop('SIGTERM');
-    await cleanup(platform, config, repositoryId);
+    // Stops the worker process and removes every trace: graph nodes, schema, collections, queue keys, workspace.
+    if (iso) for (const problem of await iso.cleanup()) log(`cleanup problem: ${problem}`);
     rmSync(corpus.dir, { recursive: true, force: true });
-    rmSync(workspaceDir, { recursive: true, force: true });
   }
-}
-
-/**
- * Removes every trace of the run: graph nodes (namespaced by the schema, so
- * first, while the schema still says which repository they belong to), the
- * schema, collections and queue keys. Each step runs even if another fails.
- */
-async function cleanup(platform: Platform, config: Config, repositoryId: number | undefined): Promise<void> {
-  const { stores } = platform;
-  const steps: Array<[string, () => Promise<unknown>]> = [
-    ['neo4j graph', async () => repositoryId !== undefined && platform.graph.deleteRepository(repositoryId)],
-    ['postgres schema', () => stores.postgres.pool.query(`DROP SCHEMA IF EXISTS ${config.databaseSchema} CASCADE`)],
-    [
-      'chroma collections',
-      async () => {
-        const collections = await stores.chroma.client.listCollections();
-        await Promise.all(collections.filter((c) => c.name.startsWith(config.chromaCollectionPrefix)).map((c) => stores.chroma.client.deleteCollection({ name: c.name })));
-      },
-    ],
-    [
-      'redis keys',
-      async () => {
-        await platform.queues.close();
-        const keys = await stores.redis.client.keys(`${config.queuePrefix}:*`);
-        if (keys.length > 0) await stores.redis.client.del(...keys);
-      },
-    ],
-  ];
-  for (const [name, step] of steps) {
-    await step().catch((err) => log(`cleanup of ${name} failed: ${err instanceof Error ? err.message : err}`));
-  }
-  await platform.close();
 }
 
 main().then(

@@ -50,11 +50,14 @@ import {
   latencyStats,
   log as logAs,
   machineInfo,
+  markdownReport,
   markdownTable,
   round,
   runConcurrently,
   spread,
   table,
+  targetRows,
+  textReport,
   waitForQuietMachine,
   type LatencyStats,
   type TargetResult,
@@ -575,7 +578,7 @@ async function main(): Promise<void> {
 
     const s = (st: LatencyStats | undefined) => (st ? `p50 ${st.p50Ms} ms, p95 ${st.p95Ms} ms` : 'n/a');
     const cores = (c: Record<string, number>) => Object.entries(c).map(([k, v]) => `${k} ${v}`).join(', ');
-    const targetRows = [['metric', 'value', 'target', 'result'], ...targets.map((x) => [x.label, `${x.value} ${x.unit}`, x.target, x.pass ? 'PASS' : 'FAIL'])];
+    const targetTable = targetRows(targets);
     const detailRows = [
       ['detail', 'value'],
       ['corpus', `${corpus.files.length} files, ${round(corpus.bytes / 2 ** 20)} MB, ${corpus.packages} packages${corpus.excluded.length ? `; excluded: ${corpus.excluded.join(', ')}` : ''}; indexed ${index.files} files, ${index.chunks} chunks in ${round(index.wallMs / 1000)} s`],
@@ -605,31 +608,20 @@ async function main(): Promise<void> {
       ['one query at a time: Chroma query (branch collection)', `${s(alone.chromaQuery)} (${alone.liveChunks} live chunks)`],
       ['one query at a time: Postgres full text', s(alone.postgresFullText)],
     ];
-    process.stdout.write(
-      ['', `MCP benchmark — ${date}`, `${machine.cpuCount} × ${machine.cpuModel}, ${machine.totalMemoryMb} MB, Node ${machine.node}, ${machine.platform}`, '', table(targetRows), '', table(detailRows), '', `results: ${path.relative(PROJECT_ROOT, jsonFile)}`, ''].join('\n'),
-    );
+    process.stdout.write(textReport(`MCP benchmark — ${date}`, machine, [table(targetTable), table(detailRows)], jsonFile));
     writeFileSync(
       path.join(outDir, 'mcp.md'),
-      [
-        `# MCP server benchmark (\`bench/mcp.bench.ts\`) — ${date}`,
-        '',
-        'Command (from the repository root, with the local stack running):',
-        '',
-        '```sh',
+      markdownReport({
+        heading: [`# MCP server benchmark (\`bench/mcp.bench.ts\`) — ${date}`],
         command,
-        '```',
-        '',
-        `Machine: ${machine.cpuCount} × ${machine.cpuModel}, ${machine.totalMemoryMb} MB RAM, Node ${machine.node}, ${machine.platform}.`,
-        `Corpus: ${corpus.files.length} files from ${corpus.packages} packages in node_modules, indexed once by the worker process with local embeddings (\`${platform.embeddings.id}\`).`,
-        `Measured once autovacuum has analyzed the new chunks (the diagnostics show searches before that). Calls: ${queries.length} \`semantic_search\` calls (limit 10), half identifiers and half Markdown headings from the corpus, shared among ${clientCount} concurrent SDK clients; latency from \`callTool\` to its result at the client. HTTP: the real API (\`buildApp\`, 127.0.0.1), one read token per client. stdio: one \`mcp/stdio.ts\` process per client, start-up excluded.`,
-        '',
-        markdownTable(targetRows),
-        '',
-        markdownTable(detailRows),
-        '',
-        `All numbers: [\`${path.basename(jsonFile)}\`](${path.basename(jsonFile)}).`,
-        '',
-      ].join('\n'),
+        machine,
+        about: [
+          `Corpus: ${corpus.files.length} files from ${corpus.packages} packages in node_modules, indexed once by the worker process with local embeddings (\`${platform.embeddings.id}\`).`,
+          `Measured once autovacuum has analyzed the new chunks (the diagnostics show searches before that). Calls: ${queries.length} \`semantic_search\` calls (limit 10), half identifiers and half Markdown headings from the corpus, shared among ${clientCount} concurrent SDK clients; latency from \`callTool\` to its result at the client. HTTP: the real API (\`buildApp\`, 127.0.0.1), one read token per client. stdio: one \`mcp/stdio.ts\` process per client, start-up excluded.`,
+        ],
+        blocks: [markdownTable(targetTable), markdownTable(detailRows)],
+        jsonFile,
+      }),
     );
   } finally {
     log('cleaning up');

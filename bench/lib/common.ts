@@ -1,17 +1,18 @@
 /**
  * Small helpers every benchmark needs: statistics, the machine it ran on,
  * waiting for a quiet machine (and for other benchmarks to finish), logging
- * and report tables. `bench/index.bench.ts` keeps its own copies (it exports
- * nothing); these follow the same definitions so results compare.
+ * and report tables. Every benchmark uses these, so their results compare.
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
+import { PROJECT_ROOT } from '../../scripts/project.ts';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
 
-/** Nearest-rank percentile, as in the indexing benchmark. */
+/** Nearest-rank percentile. */
 export function percentile(xs: number[], p: number): number {
   if (xs.length === 0) return NaN;
   const sorted = [...xs].sort((a, b) => a - b);
@@ -42,6 +43,8 @@ export function latencyStats(xs: number[]): LatencyStats {
 export function log(bench: string, message: string): void {
   process.stderr.write(`[${bench} ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 }
+
+export type MachineInfo = ReturnType<typeof machineInfo>;
 
 export function machineInfo() {
   const cpus = os.cpus();
@@ -84,7 +87,11 @@ function startTicks(pid: number): number {
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
 }
 
-/** Benchmarks that wait for each other with `waitForQuietMachine`: of these, only older ones are waited for. */
+/**
+ * Benchmarks that wait for each other with `waitForQuietMachine`: of these,
+ * only older ones are waited for. The indexing benchmark is not one of them:
+ * the others always wait for it, and it waits for none.
+ */
 const COOPERATING = /\bbench\/(graph|mcp)\.bench\.ts\b/;
 
 /**
@@ -110,12 +117,14 @@ export function otherBenchmarks(): Array<{ pid: number; command: string }> {
 
 /**
  * This machine has two cores: a second benchmark running at the same time
- * would halve what either measures. Wait for the others to finish, then
- * for a quiet moment; if none comes, go on and record how busy it was.
+ * would halve what either measures. Wait for the others to finish (unless
+ * `otherBenchmarks` is false: the indexing benchmark, which the others wait
+ * for), then for a quiet moment; if none comes, go on and record how busy it
+ * was.
  */
 export async function waitForQuietMachine(
   bench: string,
-  options: { quietPercent?: number; maxWaitMs?: number; benchmarkWaitMs?: number } = {},
+  options: { quietPercent?: number; maxWaitMs?: number; benchmarkWaitMs?: number; otherBenchmarks?: boolean } = {},
 ): Promise<{ busyPercent: number; waitedMs: number; waitedForBenchmarks: string[] }> {
   const quietPercent = options.quietPercent ?? 20;
   const maxWaitMs = options.maxWaitMs ?? 5 * 60_000;
@@ -123,6 +132,7 @@ export async function waitForQuietMachine(
   const started = Date.now();
   const waitedFor = new Set<string>();
   for (;;) {
+    if (options.otherBenchmarks === false) break;
     const others = otherBenchmarks();
     if (others.length === 0) break;
     for (const o of others) {
@@ -162,9 +172,10 @@ export interface TargetResult {
   pass: boolean;
 }
 
+/** A `max` of 0 asks for exactly 0 (a count that must be zero). */
 export function judge(name: string, t: Target, value: number): TargetResult {
-  const pass = Number.isFinite(value) && (t.min !== undefined ? value >= t.min : value < t.max!);
-  const target = t.min !== undefined ? `≥ ${t.min}` : `< ${t.max}`;
+  const pass = Number.isFinite(value) && (t.min !== undefined ? value >= t.min : t.max === 0 ? value === 0 : value < t.max!);
+  const target = t.min !== undefined ? `≥ ${t.min}` : t.max === 0 ? '= 0' : `< ${t.max}`;
   return { name, label: t.label, value, unit: t.unit, target: `${target} ${t.unit}`, pass };
 }
 
@@ -176,6 +187,50 @@ export function table(rows: string[][]): string {
 export function markdownTable(rows: string[][]): string {
   const [head, ...body] = rows;
   return [head!, head!.map(() => '---'), ...body].map((r) => `| ${r.map((c) => c.replaceAll('|', '\\|')).join(' | ')} |`).join('\n');
+}
+
+/** `2 × <CPU model>, 7937 MB, Node v20…, linux …`; `memory` names the unit of the total memory. */
+export function machineLine(m: MachineInfo, memory = 'MB'): string {
+  return `${m.cpuCount} × ${m.cpuModel}, ${m.totalMemoryMb} ${memory}, Node ${m.node}, ${m.platform}`;
+}
+
+/** The targets as table rows, with a heading row: for `table` and `markdownTable`. */
+export function targetRows(targets: TargetResult[]): string[][] {
+  return [['metric', 'value', 'target', 'result'], ...targets.map((t) => [t.label, `${t.value} ${t.unit}`, t.target, t.pass ? 'PASS' : 'FAIL'])];
+}
+
+/**
+ * The report for stdout: the title and the machine, then each block (a table,
+ * with its caption if it has one) followed by a blank line, and where the
+ * results file is.
+ */
+export function textReport(title: string, machine: MachineInfo, blocks: string[], jsonFile: string): string {
+  return ['', title, machineLine(machine), '', ...blocks.flatMap((b) => [b, '']), `results: ${path.relative(PROJECT_ROOT, jsonFile)}`, ''].join('\n');
+}
+
+/**
+ * The Markdown report: its heading lines, the command that ran the benchmark,
+ * the machine followed by the `about` lines (corpus, workers, …), then each
+ * block followed by a blank line, and a link to the results file.
+ */
+export function markdownReport(report: { heading: string[]; command: string; machine: MachineInfo; about: string[]; blocks: string[]; jsonFile: string }): string {
+  const file = path.basename(report.jsonFile);
+  return [
+    ...report.heading,
+    '',
+    'Command (from the repository root, with the local stack running):',
+    '',
+    '```sh',
+    report.command,
+    '```',
+    '',
+    `Machine: ${machineLine(report.machine, 'MB RAM')}.`,
+    ...report.about,
+    '',
+    ...report.blocks.flatMap((b) => [b, '']),
+    `All numbers: [\`${file}\`](${file}).`,
+    '',
+  ].join('\n');
 }
 
 /**

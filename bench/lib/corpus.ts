@@ -1,8 +1,7 @@
 /**
  * The benchmark corpus: real code from node_modules committed to a fresh Git
- * repository. The same selection as `bench/index.bench.ts` (which exports
- * nothing, so the rules are repeated here): with the same `--files` and
- * `--exclude` both benchmarks index the same files.
+ * repository. Every benchmark builds it here: with the same `--files` and
+ * `--exclude` they all index the same files.
  */
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, type Dirent } from 'node:fs';
@@ -96,7 +95,9 @@ export function git(cwd: string, ...args: string[]): string {
 /**
  * Copies `wanted` source files into a new Git repository. A file qualifies
  * when its extension is one of CORPUS_EXTENSIONS, it is at most 256 KB, and
- * the indexer's own file filter would index it; the qualifying files are
+ * the indexer's own file filter would index it (no `dist/`, lock files,
+ * minified or generated files): then files/s counts files the platform
+ * really chunked and embedded, not files it skipped. The qualifying files are
  * sorted and an evenly spaced selection is taken, so the corpus spans every
  * package rather than the alphabetically first few.
  */

@@ -16,8 +16,15 @@ export interface CpuGroup {
   withDescendants: boolean;
 }
 
-function processTable(): Map<number, { ppid: number; ticks: number }> {
-  const table = new Map<number, { ppid: number; ticks: number }>();
+export type ProcessTable = Map<number, { ppid: number; ticks: number }>;
+
+/**
+ * CPU time (user + system, in clock ticks) of every live process, by pid.
+ * With `reapedChildren`, a process's time includes that of the children it
+ * has waited for (the indexing worker's short-lived `git cat-file`).
+ */
+export function processTable(options: { reapedChildren?: boolean } = {}): ProcessTable {
+  const table: ProcessTable = new Map();
   for (const entry of readdirSync('/proc')) {
     const pid = Number(entry);
     if (!Number.isInteger(pid)) continue;
@@ -25,7 +32,8 @@ function processTable(): Map<number, { ppid: number; ticks: number }> {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       // The command name may hold spaces and parentheses: fields start after the last ')'.
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      table.set(pid, { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
+      const ticks = Number(fields[11]) + Number(fields[12]) + (options.reapedChildren ? Number(fields[13]) + Number(fields[14]) : 0);
+      table.set(pid, { ppid: Number(fields[1]), ticks });
     } catch {
       // exited while we looked
     }
@@ -33,27 +41,52 @@ function processTable(): Map<number, { ppid: number; ticks: number }> {
   return table;
 }
 
-interface Snapshot {
-  at: number;
-  seconds: Record<string, number>;
-  machine: { busy: number; total: number };
-}
-
-function snapshot(groups: CpuGroup[]): Snapshot {
-  const table = processTable();
+/** CPU seconds of each group in `table`, and every pid counted in a group. */
+export function groupSeconds(groups: CpuGroup[], table: ProcessTable): { seconds: Record<string, number>; counted: Set<number> } {
   const children = new Map<number, number[]>();
   for (const [pid, p] of table) children.set(p.ppid, [...(children.get(p.ppid) ?? []), pid]);
   const seconds: Record<string, number> = {};
+  const counted = new Set<number>();
   for (const g of groups) {
     let ticks = 0;
     const stack = [...g.pids];
     while (stack.length > 0) {
       const pid = stack.pop()!;
+      counted.add(pid);
       ticks += table.get(pid)?.ticks ?? 0;
       if (g.withDescendants) stack.push(...(children.get(pid) ?? []));
     }
     seconds[g.name] = ticks / CLOCK_TICKS;
   }
+  return { seconds, counted };
+}
+
+/** What `coresBetween` needs of a snapshot: each group's CPU seconds and the machine's ticks. */
+export interface CpuTicks {
+  seconds: Record<string, number>;
+  machine: { busy: number; total: number };
+}
+
+/**
+ * The cores each group used on average between two snapshots `wallS` seconds
+ * apart, and `other`: what the machine used beyond the groups (on a shared
+ * machine, someone else's work). `busy` is the machine's busy share, 0 to 1.
+ */
+export function coresBetween(first: CpuTicks, last: CpuTicks, wallS: number): { cores: Record<string, number>; busy: number } {
+  const cores: Record<string, number> = {};
+  for (const name of Object.keys(last.seconds)) cores[name] = round((last.seconds[name]! - (first.seconds[name] ?? 0)) / wallS, 2);
+  const total = last.machine.total - first.machine.total;
+  const busy = total > 0 ? (last.machine.busy - first.machine.busy) / total : 0;
+  cores.other = round(Math.max(0, busy * os.cpus().length - Object.values(cores).reduce((a, b) => a + b, 0)), 2);
+  return { cores, busy };
+}
+
+interface Snapshot extends CpuTicks {
+  at: number;
+}
+
+function snapshot(groups: CpuGroup[]): Snapshot {
+  const { seconds } = groupSeconds(groups, processTable());
   return { at: performance.now(), seconds, machine: machineTicks() };
 }
 
@@ -70,11 +103,7 @@ export function measureCpu(groups: CpuGroup[]) {
     stop(): { wallMs: number; cores: Record<string, number>; machineBusyPercent: number } {
       const last = snapshot(groups);
       const wallS = Math.max(1e-3, (last.at - first.at) / 1000);
-      const cores: Record<string, number> = {};
-      for (const name of Object.keys(last.seconds)) cores[name] = round((last.seconds[name]! - (first.seconds[name] ?? 0)) / wallS, 2);
-      const total = last.machine.total - first.machine.total;
-      const busy = total > 0 ? (last.machine.busy - first.machine.busy) / total : 0;
-      cores.other = round(Math.max(0, busy * os.cpus().length - Object.values(cores).reduce((a, b) => a + b, 0)), 2);
+      const { cores, busy } = coresBetween(first, last, wallS);
       return { wallMs: Math.round(last.at - first.at), cores, machineBusyPercent: round(busy * 100) };
     },
   };

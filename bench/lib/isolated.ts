@@ -58,15 +58,14 @@ export async function openIsolatedPlatform(name: string, extraEnv: Record<string
   const platform = createPlatform(config, logger);
   await Promise.all([platform.stores.redis.ping(), platform.stores.postgres.ping(), platform.stores.chroma.ping(), platform.stores.neo4j.ping()]).catch(async (err) => {
     await platform.close().catch(() => undefined);
+    rmSync(workspaceDir, { recursive: true, force: true });
     throw new Error(`the local stack does not answer (${err instanceof Error ? err.message : err}): run \`node scripts/pk-mcp.js stack up\``);
   });
-  await migrateDatabase({ databaseUrl: config.databaseUrl, schema: config.databaseSchema }, logger);
-  await platform.graph.ensureSchema();
 
   const spawned: Spawned[] = [];
   const inProcess: Array<{ close(): Promise<void> }> = [];
 
-  return {
+  const isolated: IsolatedPlatform = {
     id,
     env,
     config,
@@ -134,6 +133,16 @@ export async function openIsolatedPlatform(name: string, extraEnv: Record<string
       return problems;
     },
   };
+
+  try {
+    await migrateDatabase({ databaseUrl: config.databaseUrl, schema: config.databaseSchema }, logger);
+    await platform.graph.ensureSchema();
+  } catch (err) {
+    // A half-made schema is still a trace of this run.
+    await isolated.cleanup();
+    throw err;
+  }
+  return isolated;
 }
 
 export async function waitForOutput(child: Spawned, marker: string, timeoutMs = 60_000): Promise<void> {
@@ -146,8 +155,18 @@ export async function waitForOutput(child: Spawned, marker: string, timeoutMs = 
   throw new Error(`process not ready after ${timeoutMs} ms:\n${child.output().slice(-4000)}`);
 }
 
-/** Waits until an index job completes and returns it (its `processedOn` is then the publish step's start); throws if it fails. */
-export async function waitForIndexJob(queue: Queue, jobId: string, timeoutMs: number, intervalMs = 100): Promise<Job> {
+/**
+ * Waits until an index job completes and returns it (its `processedOn` is then
+ * the publish step's start); throws if it fails. `onPoll` sees the job at each
+ * poll until then (its progress and state say which phase it is in).
+ */
+export async function waitForIndexJob(
+  queue: Queue,
+  jobId: string,
+  timeoutMs: number,
+  intervalMs = 100,
+  onPoll?: (job: Job, state: Awaited<ReturnType<Job['getState']>>) => void,
+): Promise<Job> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const job = await queue.getJob(jobId);
@@ -155,6 +174,7 @@ export async function waitForIndexJob(queue: Queue, jobId: string, timeoutMs: nu
       const state = await job.getState();
       if (state === 'failed') throw new Error(`index job ${jobId} failed: ${job.failedReason}`);
       if (state === 'completed') return (await queue.getJob(jobId))!; // read again: the first read may predate completion
+      onPoll?.(job, state);
     }
     await sleep(intervalMs);
   }
@@ -174,9 +194,18 @@ export interface RunChildren {
   totals: Record<string, number>;
 }
 
+/** The finished children of one run on one queue, found by their `runId`. */
+export async function jobsOfRun(queue: Queue, runId: string): Promise<Job[]> {
+  return (await queue.getJobs(['completed', 'failed'], 0, -1)).filter((j) => (j?.data as { runId?: string } | undefined)?.runId === runId);
+}
+
 /** The children of one run on one queue, found by their `runId`, from BullMQ's own timestamps. */
 export async function childrenOfRun(queue: Queue, runId: string): Promise<RunChildren> {
-  const jobs = (await queue.getJobs(['completed', 'failed'], 0, -1)).filter((j) => (j?.data as { runId?: string } | undefined)?.runId === runId);
+  return summarizeJobs(await jobsOfRun(queue, runId));
+}
+
+/** What a run's children did, from BullMQ's own timestamps and their return values. */
+export function summarizeJobs(jobs: Job[]): RunChildren {
   let busyMs = 0;
   let first = Infinity;
   let last = -Infinity;
