@@ -38,8 +38,8 @@ export interface LiveChunk {
 const ALL_TERMS_CANDIDATES = 1000;
 const ANY_TERM_CANDIDATES = 100;
 
-/** Chunks inserted or removed by one publish from which statistics are refreshed at once. */
-const ANALYZE_AFTER_CHANGED_ROWS = 2000;
+/** Chunks inserted or removed by one publish from which the full-text index and statistics are settled at once. */
+const SETTLE_AFTER_CHANGED_ROWS = 2000;
 
 /** Rows per INSERT: Postgres allows 65,535 parameters per statement. */
 const INSERT_ROWS = 1000;
@@ -257,9 +257,13 @@ export function createChunkRepository(pg: PostgresConnection) {
         return { removedIds: removed.rows.map((r) => r.id), changed: (inserted.rowCount ?? 0) + removed.rows.length };
       });
       const { removedIds, changed } = await published.finally(catalogCache(pg).invalidate);
-      // Planner statistics: after a large change (a first index), searches would otherwise run on
-      // guesses until autovacuum gets round to it, and full-text plans are then 20× slower.
-      if (changed >= ANALYZE_AFTER_CHANGED_ROWS) await pg.pool.query('ANALYZE files, chunks').catch(() => undefined); // only a hint: the run is published
+      // After a large change (a first index) searches would run slow until autovacuum gets round to
+      // the table: full-text plans on planner guesses are 20× slower, and every search scans the GIN
+      // index's pending list of new entries. Both are settled now; failures only cost speed.
+      if (changed >= SETTLE_AFTER_CHANGED_ROWS) {
+        await pg.pool.query(`SELECT gin_clean_pending_list('chunks_search_idx'::regclass)`).catch(() => undefined);
+        await pg.pool.query('ANALYZE files, chunks').catch(() => undefined);
+      }
       return { removedIds };
     },
 
