@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type pg from 'pg';
 import { ConfigError } from '../config/config.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
+import { notifiedCache } from '../stores/notified-cache.ts';
 import type { PostgresConnection } from '../stores/postgres.connection.ts';
 
 /**
@@ -165,6 +166,9 @@ function expiryFrom(now: Date, ms: number, what: string): Date {
   return at;
 }
 
+/** Channel the api_tokens trigger notifies on (migration `tokens_notify`), with the schema as payload. */
+const TOKENS_CHANNEL = 'pk_tokens_changed';
+
 const TOKEN_COLUMNS = 'id, name, scopes, instances, created_at, expires_at, last_used_at, revoked_at';
 
 function statusOf(row: Record<string, unknown>, now: Date): TokenStatus {
@@ -211,6 +215,10 @@ export function createTokenService(pg: PostgresConnection, options: TokenService
   const clock = options.now ?? (() => new Date());
   const lastUsedIntervalMs = options.lastUsedIntervalMs ?? DEFAULT_LAST_USED_INTERVAL_MS;
   const configured = [...options.instances];
+  const tokenCache = notifiedCache<string, Record<string, unknown> | null>(pg, TOKENS_CHANNEL, { maxEntries: 10_000 });
+  const tokenRows = { get: tokenCache.get, forget: (hash: string) => tokenCache.delete(hash) };
+  /** Writes go through here so this process sees them at once, not only when the notification arrives. */
+  const transaction = <T>(fn: Parameters<typeof pg.transaction<T>>[0]) => pg.transaction(fn).finally(tokenCache.invalidate);
 
   async function audit(db: Queryable, at: Date, actor: string, action: string, target: string, details: Record<string, unknown>) {
     await db.query(`INSERT INTO audit_log (at, actor, action, target, details) VALUES ($1, $2, $3, $4, $5)`, [
@@ -279,7 +287,7 @@ export function createTokenService(pg: PostgresConnection, options: TokenService
     const now = clock();
     const expiresAt = input.expiresInMs === undefined ? null : expiryFrom(now, input.expiresInMs, 'expiry');
     const token = generateToken();
-    return pg.transaction(async (client) => {
+    return transaction(async (client) => {
       const existing = await client.query(
         `SELECT expires_at FROM api_tokens WHERE name = $1 AND revoked_at IS NULL AND rotated_at IS NULL`,
         [name],
@@ -301,7 +309,7 @@ export function createTokenService(pg: PostgresConnection, options: TokenService
   /** Revokes a token and every previous value still in its grace period; its name becomes free again. */
   async function revoke(name: string, opts: { actor?: string } = {}): Promise<TokenRecord> {
     const now = clock();
-    return pg.transaction(async (client) => {
+    return transaction(async (client) => {
       const { rows } = await client.query(
         `UPDATE api_tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL RETURNING id, rotated_at`,
         [name, now],
@@ -325,7 +333,7 @@ export function createTokenService(pg: PostgresConnection, options: TokenService
     }
     const now = clock();
     const token = generateToken();
-    return pg.transaction(async (client) => {
+    return transaction(async (client) => {
       const { rows } = await client.query(
         `SELECT id, scopes, instances, expires_at FROM api_tokens
          WHERE name = $1 AND revoked_at IS NULL AND rotated_at IS NULL FOR UPDATE`,
@@ -375,13 +383,21 @@ export function createTokenService(pg: PostgresConnection, options: TokenService
   async function verify(token: string): Promise<Principal | null> {
     if (typeof token !== 'string' || !TOKEN_PATTERN.test(token)) return null;
     const now = clock();
-    const { rows } = await pg.pool.query(
-      `SELECT id, name, scopes, instances, expires_at, last_used_at FROM api_tokens
-       WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)`,
-      [hashToken(token), now],
-    );
-    const row = rows[0];
-    if (!row) return null;
+    const hash = hashToken(token);
+    // Cached per hash while the table's notifications arrive (every change to api_tokens drops the
+    // cache); expiry is checked against the clock on every call. Unknown hashes are not cached.
+    const row = await tokenRows.get(hash, async () => {
+      const { rows } = await pg.pool.query(
+        `SELECT id, name, scopes, instances, expires_at, last_used_at FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL`,
+        [hash],
+      );
+      return rows[0] ?? null;
+    });
+    if (!row) {
+      tokenRows.forget(hash);
+      return null;
+    }
+    if (row.expires_at && (row.expires_at as Date) <= now) return null;
     const lastUsedAt = row.last_used_at as Date | null;
     const staleBefore = new Date(now.getTime() - lastUsedIntervalMs);
     if (!lastUsedAt || lastUsedAt <= staleBefore) {
@@ -433,7 +449,7 @@ export function createTokenService(pg: PostgresConnection, options: TokenService
     }
     const hash = hashToken(value);
     const now = clock();
-    return pg.transaction(async (client) => {
+    return transaction(async (client) => {
       // API processes starting together would otherwise race to replace each other's insert.
       await client.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`pk-mcp:bootstrap-admin:${pg.schema}`]);
       const { rows } = await client.query(

@@ -1,3 +1,4 @@
+import { notifiedCache } from './notified-cache.ts';
 import type { PostgresConnection } from './postgres.connection.ts';
 
 export interface Repository {
@@ -88,56 +89,10 @@ async function loadCatalog(pg: PostgresConnection): Promise<CatalogEntry[]> {
   return repos.map((r) => ({ ...r, branches: byRepo.get(r.id) ?? [] }));
 }
 
-/**
- * The catalog, cached only while notifications are known to arrive: every
- * notification (or a lost listener) bumps the generation, and a load that
- * started before the bump is not kept, so a cached copy is never older than
- * the last committed change this process could have been told about.
- */
-function createCatalogCache(pg: PostgresConnection) {
-  let listening = false;
-  let generation = 0;
-  let cached: { generation: number; value: Promise<CatalogEntry[]> } | null = null;
-  let subscribed = false;
-  const invalidate = () => {
-    generation++;
-    cached = null;
-  };
-  return {
-    async get(): Promise<CatalogEntry[]> {
-      if (!subscribed) {
-        subscribed = true;
-        pg.listen(CATALOG_CHANNEL, {
-          message: (schema) => schema === pg.schema && invalidate(),
-          state: (on) => {
-            listening = on;
-            invalidate();
-          },
-        });
-      }
-      if (!listening) return loadCatalog(pg);
-      if (cached?.generation === generation) return cached.value;
-      const started = generation;
-      const value = loadCatalog(pg);
-      cached = { generation: started, value };
-      value.then(
-        () => undefined,
-        () => cached?.value === value && (cached = null),
-      );
-      return value;
-    },
-    /** After a write through this process: read your own writes without waiting for the notification. */
-    invalidate,
-  };
-}
-
-const catalogs = new WeakMap<PostgresConnection, ReturnType<typeof createCatalogCache>>();
-
-/** One catalog cache per connection, shared by every repository object that writes catalog tables. */
+/** The catalog cache of a connection (see `createNotifiedCache`), shared by the repositories that write catalog tables. */
 export function catalogCache(pg: PostgresConnection) {
-  let c = catalogs.get(pg);
-  if (!c) catalogs.set(pg, (c = createCatalogCache(pg)));
-  return c;
+  const cache = notifiedCache<'all', CatalogEntry[]>(pg, CATALOG_CHANNEL);
+  return { get: () => cache.get('all', () => loadCatalog(pg)), invalidate: cache.invalidate };
 }
 
 /** Repositories and their indexed branches in Postgres. */

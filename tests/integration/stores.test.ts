@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateDatabase } from '../../shared/db/migrate.ts';
 import { createPostgresConnection } from '../../shared/stores/postgres.connection.ts';
 import { createRepositoryRepository } from '../../shared/stores/repository.repository.ts';
+import { countQueries, waitUntil } from '../helpers/polling.ts';
 import { openTestStores, silentLogger, type TestStores } from '../helpers/context.ts';
 
 let t: TestStores;
@@ -112,29 +113,6 @@ describe('repository catalog cache', () => {
     }
   });
 });
-
-async function waitUntil(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-function countQueries(pool: { query: (...args: never[]) => unknown }) {
-  const original = pool.query;
-  let n = 0;
-  pool.query = ((...args: never[]) => {
-    n++;
-    return original.apply(pool, args);
-  }) as typeof pool.query;
-  return {
-    stop() {
-      pool.query = original;
-      return n;
-    },
-  };
-}
 
 describe('chroma', () => {
   it('round-trips vectors with metadata and finds the nearest', async () => {

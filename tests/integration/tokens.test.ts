@@ -13,7 +13,9 @@ import {
 } from '../../shared/auth/token.service.ts';
 import { ConfigError } from '../../shared/config/config.ts';
 import { AppError } from '../../shared/errors.ts';
-import { openTestStores, type TestStores } from '../helpers/context.ts';
+import { createPostgresConnection } from '../../shared/stores/postgres.connection.ts';
+import { countQueries, waitUntil } from '../helpers/polling.ts';
+import { openTestStores, silentLogger, type TestStores } from '../helpers/context.ts';
 
 const INSTANCES = ['private', 'work', 'public'];
 const MINUTE = 60_000;
@@ -235,6 +237,25 @@ describe('token service against the real Postgres', () => {
     expect(rotateExpired.message).toContain('expired');
     const renewed = await tokens.rotate('temp', { expiresInMs: HOUR });
     expect(await tokens.verify(renewed.token)).not.toBeNull();
+  });
+
+  it('caches a verified token, and a revocation by another process ends it at once', async () => {
+    const { token } = await tokens.create({ name: 'cached', scopes: ['read'], instances: ['work'] });
+    // Listening starts with the first verification; from then on a repeat makes no query.
+    await waitUntil(async () => {
+      await tokens.verify(token);
+      const queries = countQueries(t.stores.postgres.pool);
+      const principal = await tokens.verify(token);
+      return queries.stop() === 0 && principal?.name === 'cached';
+    });
+
+    const elsewhere = createPostgresConnection({ url: t.config.databaseUrl, schema: t.config.databaseSchema, max: 1 }, silentLogger);
+    try {
+      await createTokenService(elsewhere, { instances: INSTANCES, now: () => now }).revoke('cached');
+      await waitUntil(async () => (await tokens.verify(token)) === null, 2000);
+    } finally {
+      await elsewhere.close();
+    }
   });
 
   it('writes last_used_at at most once a minute per token', async () => {
