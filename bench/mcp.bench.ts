@@ -12,10 +12,13 @@
  * it: one client's searches are timed before and after that, and the
  * measurements below run after it (the steady state). Then:
  *
- * - Streamable HTTP: the real API (`buildApp` + `listen` on 127.0.0.1:0),
- *   10 SDK clients, each with its own read token from the token service (one
- *   token per agent, as deployed; one shared token would meet the per-token
- *   rate limit sooner), calling `semantic_search` concurrently.
+ * - Streamable HTTP: the real API process (`api/server.ts` on the isolated
+ *   names, 127.0.0.1, a free port), 10 SDK clients in the bench process (not
+ *   sharing the server's event loop, as agents do not), each with its own
+ *   read token from the token service (one token per agent, as deployed; one
+ *   shared token would meet the per-token rate limit sooner), calling
+ *   `semantic_search` concurrently. The per-part timings run on an
+ *   instrumented in-process API (`buildApp`), as a diagnostic.
  * - stdio: 10 SDK clients, each spawning its own `mcp/stdio.ts` process on the
  *   isolated names, as IDE agents do. Start-up and connect are timed apart;
  *   the latencies are call round trips after connect.
@@ -31,7 +34,7 @@
  * Results go to stdout, `<out>/mcp-<YYYY-MM-DD>.json` and `<out>/mcp.md`.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -65,6 +68,7 @@ import {
 import { measureCpu, stackGroups, type CpuGroup } from './lib/cpu.ts';
 import { buildCorpus, corpusSummary, CORPUS_BRANCH, MIN_CORPUS_FILES } from './lib/corpus.ts';
 import { openIsolatedPlatform, waitForIndexJob, type IsolatedPlatform } from './lib/isolated.ts';
+import { spawnEntry } from '../tests/helpers/processes.ts';
 
 const BENCH = 'mcp-bench';
 const log = (m: string) => logAs(BENCH, m);
@@ -244,6 +248,31 @@ async function startApi(platform: Platform, timer?: ReturnType<typeof createPart
   return { app, url: new URL(`http://127.0.0.1:${port}/mcp`) };
 }
 
+/** The production API entry in its own process on the isolated names, on a free port; resolves once /health answers. */
+async function startApiProcess(env: Record<string, string>): Promise<{ url: URL; pid: number; stop(): Promise<unknown> }> {
+  const port = await new Promise<number>((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port: free } = probe.address() as AddressInfo;
+      probe.close(() => resolve(free));
+    });
+  });
+  const api = spawnEntry('api/server.ts', { ...env, API_PORT: String(port), LOG_LEVEL: 'warn', LOG_PRETTY: 'false' });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (api.child.exitCode !== null) throw new Error(`the API process exited: ${api.output().slice(-2000)}`);
+    const ok = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (Date.now() > deadline) {
+      await api.stop();
+      throw new Error(`the API process did not answer within 60 s: ${api.output().slice(-2000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { url: new URL(`http://127.0.0.1:${port}/mcp`), pid: api.child.pid!, stop: () => api.stop('SIGTERM') };
+}
+
 async function connectHttp(url: URL, tokens: string[]): Promise<Client[]> {
   return Promise.all(
     tokens.map(async (token, i) => {
@@ -420,6 +449,7 @@ async function main(): Promise<void> {
   const stdioClients: Client[] = [];
   let httpClients: Client[] = [];
   let api: FastifyInstance | undefined;
+  let apiProcess: { stop(): Promise<unknown> } | undefined;
   const cleanupProblems: string[] = [];
 
   try {
@@ -454,25 +484,25 @@ async function main(): Promise<void> {
     const tokens: string[] = [];
     for (let i = 0; i < clientCount; i++) tokens.push((await tokenService.create({ name: `mcp-bench-${i}`, scopes: ['read'], instances: ['*'], actor: 'bench' })).token);
     const stack = stackGroups(config.dataDir);
-    const benchGroup: CpuGroup = { name: 'bench (API + clients)', pids: [process.pid], withDescendants: false };
+    const benchGroup: CpuGroup = { name: 'bench (clients)', pids: [process.pid], withDescendants: false };
 
-    // --- Streamable HTTP, the real API as it is built for production ---
+    // --- Streamable HTTP: the real API process (`api/server.ts`), the clients in this one, as agents are ---
     const quietHttp = await waitForQuietMachine(BENCH);
-    const started = await startApi(platform);
-    api = started.app;
+    const apiProc = await startApiProcess(iso.env);
+    apiProcess = apiProc;
     let t = performance.now();
-    httpClients = await connectHttp(started.url, tokens);
+    httpClients = await connectHttp(apiProc.url, tokens);
     const httpConnectMs = round(performance.now() - t);
     log(`http: ${clientCount} clients connected in ${httpConnectMs} ms; measuring…`);
-    let cpu = measureCpu([...stack, benchGroup]);
+    let cpu = measureCpu([...stack, { name: 'API process', pids: [apiProc.pid], withDescendants: false }, benchGroup]);
     const http = await measureClients(httpClients, queries, warmup);
     const httpCpu = cpu.stop();
     const httpOneClient = await oneClient(httpClients[0]!, spread(queries, ONE_CLIENT_QUERIES));
     log(`http: p50 ${http.all.p50Ms} ms, p95 ${http.all.p95Ms} ms (${http.callsPerSecond} calls/s); one client p50 ${httpOneClient.p50Ms} ms`);
     await closeHttp(httpClients);
     httpClients = [];
-    await api.close();
-    api = undefined;
+    await apiProc.stop();
+    apiProcess = undefined;
 
     // --- stdio: one server process per client, as IDE agents spawn them ---
     await waitForQuietMachine(BENCH);
@@ -617,7 +647,7 @@ async function main(): Promise<void> {
         machine,
         about: [
           `Corpus: ${corpus.files.length} files from ${corpus.packages} packages in node_modules, indexed once by the worker process with local embeddings (\`${platform.embeddings.id}\`).`,
-          `Measured once autovacuum has analyzed the new chunks (the diagnostics show searches before that). Calls: ${queries.length} \`semantic_search\` calls (limit 10), half identifiers and half Markdown headings from the corpus, shared among ${clientCount} concurrent SDK clients; latency from \`callTool\` to its result at the client. HTTP: the real API (\`buildApp\`, 127.0.0.1), one read token per client. stdio: one \`mcp/stdio.ts\` process per client, start-up excluded.`,
+          `Measured once autovacuum has analyzed the new chunks (the diagnostics show searches before that). Calls: ${queries.length} \`semantic_search\` calls (limit 10), half identifiers and half Markdown headings from the corpus, shared among ${clientCount} concurrent SDK clients; latency from \`callTool\` to its result at the client. HTTP: the real API process (\`api/server.ts\`, 127.0.0.1), clients in the bench process, one read token per client. stdio: one \`mcp/stdio.ts\` process per client, start-up excluded.`,
         ],
         blocks: [markdownTable(targetTable), markdownTable(detailRows)],
         jsonFile,
@@ -628,6 +658,7 @@ async function main(): Promise<void> {
     await Promise.all(stdioClients.map((c) => c.close().catch(() => undefined)));
     await closeHttp(httpClients);
     await api?.close().catch(() => undefined);
+    await apiProcess?.stop().catch(() => undefined);
     if (iso) cleanupProblems.push(...(await iso.cleanup()));
     for (const p of cleanupProblems) log(`cleanup problem: ${p}`);
     rmSync(corpus.dir, { recursive: true, force: true });
