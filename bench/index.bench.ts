@@ -31,6 +31,7 @@ import type { RepositoryService } from '../shared/indexing/repository.service.ts
 import type { Platform } from '../shared/platform.ts';
 import { createSearchService, fullTextQuery } from '../shared/search/hybrid-search.ts';
 import { createVectorStore, type VectorRecord } from '../shared/stores/vector.store.ts';
+import { vectorMetadata } from '../workers/jobs/embed-batch.job.ts';
 import { PROJECT_ROOT } from '../scripts/project.ts';
 import {
   CLOCK_TICKS,
@@ -533,17 +534,11 @@ async function measureStages(ctx: Context, corpus: Corpus) {
   const commit = (await ctx.platform.repositories.getBranch(ctx.repositoryId, CORPUS_BRANCH))?.indexedCommit ?? '';
   // The metadata the embed-batch job writes, with its real values: Chroma indexes every
   // metadata value, so distinct paths, symbols and line numbers cost more than constants.
-  const fullMetadata = (r: (typeof rows)[number]): VectorRecord['metadata'] => ({
-    repository_id: ctx.repositoryId,
-    branch: CORPUS_BRANCH,
-    path: r.path,
-    language: r.language ?? '',
-    start_line: r.start_line,
-    end_line: r.end_line,
-    symbol: r.symbol ?? '',
-    kind: r.kind,
-    commit,
-  });
+  const fullMetadata = (r: (typeof rows)[number]) =>
+    vectorMetadata(
+      { repositoryId: ctx.repositoryId, branch: CORPUS_BRANCH, commit },
+      { path: r.path, language: r.language, startLine: r.start_line, endLine: r.end_line, symbol: r.symbol, kind: r.kind },
+    );
   // Only what scopes a vector; Postgres holds the rest and search reads it from there.
   const scopeOnly = () => ({ repository_id: ctx.repositoryId, branch: CORPUS_BRANCH }) as VectorRecord['metadata'];
 

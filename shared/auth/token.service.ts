@@ -216,7 +216,6 @@ export function createTokenService(pg: PostgresConnection, options: TokenService
   const lastUsedIntervalMs = options.lastUsedIntervalMs ?? DEFAULT_LAST_USED_INTERVAL_MS;
   const configured = [...options.instances];
   const tokenCache = notifiedCache<string, Record<string, unknown> | null>(pg, TOKENS_CHANNEL, { maxEntries: 10_000 });
-  const tokenRows = { get: tokenCache.get, forget: (hash: string) => tokenCache.delete(hash) };
   /** Writes go through here so this process sees them at once, not only when the notification arrives. */
   const transaction = <T>(fn: Parameters<typeof pg.transaction<T>>[0]) => pg.transaction(fn).finally(tokenCache.invalidate);
 
@@ -386,7 +385,7 @@ export function createTokenService(pg: PostgresConnection, options: TokenService
     const hash = hashToken(token);
     // Cached per hash while the table's notifications arrive (every change to api_tokens drops the
     // cache); expiry is checked against the clock on every call. Unknown hashes are not cached.
-    const row = await tokenRows.get(hash, async () => {
+    const row = await tokenCache.get(hash, async () => {
       const { rows } = await pg.pool.query(
         `SELECT id, name, scopes, instances, expires_at, last_used_at FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL`,
         [hash],
@@ -394,7 +393,7 @@ export function createTokenService(pg: PostgresConnection, options: TokenService
       return rows[0] ?? null;
     });
     if (!row) {
-      tokenRows.forget(hash);
+      tokenCache.delete(hash);
       return null;
     }
     if (row.expires_at && (row.expires_at as Date) <= now) return null;

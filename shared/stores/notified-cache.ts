@@ -3,23 +3,18 @@ import type { PostgresConnection } from './postgres.connection.ts';
 /**
  * Values derived from Postgres tables, cached only while notifications are
  * known to arrive. The tables' triggers NOTIFY `channel` on commit with their
- * schema as payload; every such notification (or a lost listener) bumps the
- * generation and empties the cache, and a load that started before the bump
- * is not kept. So a cached value is never older than the last committed
+ * schema as payload; every such notification (or a lost listener) empties
+ * the cache, so a load still in flight then is not kept either. So a cached value is never older than the last committed
  * change this process could have been told about, and while the listener is
  * down nothing is cached at all.
  */
 export function createNotifiedCache<K, V>(pg: PostgresConnection, channel: string, options: { maxEntries?: number } = {}) {
   const maxEntries = options.maxEntries ?? 1000;
-  const entries = new Map<K, { generation: number; value: Promise<V> }>();
+  const entries = new Map<K, Promise<V>>();
   let listening = false;
-  let generation = 0;
   let subscribed = false;
 
-  const invalidate = () => {
-    generation++;
-    entries.clear();
-  };
+  const invalidate = () => entries.clear();
 
   return {
     /** The cached value for `key`, or what `load` gives (kept only if nothing changed meanwhile). */
@@ -36,13 +31,13 @@ export function createNotifiedCache<K, V>(pg: PostgresConnection, channel: strin
       }
       if (!listening) return load();
       const hit = entries.get(key);
-      if (hit?.generation === generation) return hit.value;
+      if (hit) return hit;
       const value = load();
-      entries.set(key, { generation, value });
+      entries.set(key, value);
       if (entries.size > maxEntries) entries.delete(entries.keys().next().value as K);
       value.then(
         () => undefined,
-        () => entries.get(key)?.value === value && entries.delete(key),
+        () => entries.get(key) === value && entries.delete(key),
       );
       return value;
     },

@@ -3,7 +3,26 @@ import { EmbeddingError } from '../../shared/embeddings/embedding-provider.ts';
 import { JOBS } from '../../shared/queue/jobs.ts';
 import { addWorkerCounters } from '../../shared/queue/worker-metrics.ts';
 import type { JobData } from '../../shared/queue/queues.ts';
+import type { VectorRecord } from '../../shared/stores/vector.store.ts';
 import type { WorkerDeps } from '../handlers.ts';
+
+/** The metadata stored with a chunk's vector in Chroma. */
+export function vectorMetadata(
+  run: { repositoryId: number; branch: string; commit: string },
+  c: { path: string; language: string | null; startLine: number; endLine: number; symbol: string | null; kind: string },
+): VectorRecord['metadata'] {
+  return {
+    repository_id: run.repositoryId,
+    branch: run.branch,
+    path: c.path,
+    language: c.language ?? '',
+    start_line: c.startLine,
+    end_line: c.endLine,
+    symbol: c.symbol ?? '',
+    kind: c.kind,
+    commit: run.commit,
+  };
+}
 
 /**
  * Embeds one staged batch: texts already in the embedding cache (same content,
@@ -48,17 +67,7 @@ export function createEmbedBatchHandler(deps: WorkerDeps) {
       staged.map((c) => ({
         id: c.id,
         embedding: cached.get(c.contentHash)!,
-        metadata: {
-          repository_id: data.repositoryId,
-          branch: data.branch,
-          path: c.path,
-          language: c.language ?? '',
-          start_line: c.startLine,
-          end_line: c.endLine,
-          symbol: c.symbol ?? '',
-          kind: c.kind,
-          commit: data.commit,
-        },
+        metadata: vectorMetadata(data, c),
       })),
     );
     return { embedded: missing.length, cached: hashes.length - missing.length, chunks: staged.length };
