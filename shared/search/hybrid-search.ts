@@ -50,28 +50,28 @@ export interface FullTextQuery {
 }
 
 const MAX_QUERY_WORDS = 16;
-/** Shorter lexemes match exactly: `to:*` or `ai:*` would expand to a large part of the index. */
-const MIN_PREFIX_LENGTH = 3;
 
 /**
- * The full-text query for a search, shaped by how the index tokenizes code
- * (Postgres' `simple` parser): snake_case and kebab-case parts are separate
- * lexemes, a camelCase identifier is one. So each query word matches either
- * as a whole (`getusername:*`, which also finds `getUserNameById`) or by its
- * camelCase parts all present (`get:* & user:* & name:*`). Stop words and
- * one-letter words are dropped; null when nothing is left to search for.
+ * The full-text query for a search, shaped by how the index tokenizes code:
+ * every identifier is indexed whole (`getusername`) and by its sub-tokens
+ * (`get`, `user`, `name`; split at punctuation and camelCase/acronym
+ * boundaries, digits kept with their letters: `utf8`), see migration
+ * `search_subtokens`. So each query word matches either whole or by all its
+ * parts (`(getusername | get & user & name)`, which also finds
+ * `getUserNameById` and `user.getName`), always as exact lexemes: prefix
+ * patterns expand to thousands of index entries. Stop words and one-letter
+ * words are dropped; null when nothing is left to search for.
  */
 export function fullTextQuery(query: string): FullTextQuery | null {
-  const lexeme = (w: string) => (w.length >= MIN_PREFIX_LENGTH ? `${w}:*` : w);
   const exprs = new Set<string>();
   for (const word of query.match(/[A-Za-z0-9]+/g) ?? []) {
     const lower = word.toLowerCase();
     if (lower.length < 2 || STOP_WORDS.has(lower)) continue;
     const parts = word
-      .split(/(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=[0-9])/)
+      .split(/(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])/)
       .map((p) => p.toLowerCase())
-      .filter((p) => p.length >= MIN_PREFIX_LENGTH);
-    exprs.add(parts.length > 1 ? `(${lexeme(lower)} | ${parts.map(lexeme).join(' & ')})` : lexeme(lower));
+      .filter((p) => p.length > 0);
+    exprs.add(parts.length > 1 ? `(${lower} | ${parts.join(' & ')})` : lower);
     if (exprs.size >= MAX_QUERY_WORDS) break;
   }
   if (exprs.size === 0) return null;

@@ -35,7 +35,7 @@ export interface LiveChunk {
 }
 
 /** Full-text matches ranked per query: all terms (usually few match), any term (often most of the index). */
-const ALL_TERMS_CANDIDATES = 1000;
+const ALL_TERMS_CANDIDATES = 300;
 const ANY_TERM_CANDIDATES = 100;
 
 /** Chunks inserted or removed by one publish from which the full-text index and statistics are settled at once. */
@@ -294,38 +294,22 @@ export function createChunkRepository(pg: PostgresConnection) {
       if (!query) return [];
       const repoIds = filter.repositoryBranches?.map((r) => r.repositoryId) ?? null;
       const branches = filter.repositoryBranches?.map((r) => r.branch) ?? null;
-      // One round trip: the any-word scan runs only when the all-words one found too few (a one-time filter).
-      const params: unknown[] = [query.all, query.words > 1 ? query.any : null, filter.language ?? null, Math.min(options.enough ?? limit, limit)];
-      if (repoIds) params.push(repoIds, branches);
-      const scope = repoIds ? 'JOIN unnest($5::bigint[], $6::text[]) AS rb(repository_id, branch) ON rb.repository_id = c.repository_id AND rb.branch = c.branch' : '';
-      const { rows } = await pg.pool.query<{ id: string }>(
-        `WITH all_words AS (
-           SELECT c.id, ts_rank(c.search_vector, to_tsquery('simple', $1)) AS rank
-             FROM (
-               SELECT c.id, c.search_vector FROM chunks c ${scope}
-                WHERE c.search_vector @@ to_tsquery('simple', $1) AND ($3::text IS NULL OR c.language = $3)
-                LIMIT ${ALL_TERMS_CANDIDATES}
-             ) c
-            ORDER BY rank DESC, c.id
-            LIMIT ${Number(limit)}
-         ),
-         any_word AS (
-           SELECT c.id, ts_rank(c.search_vector, to_tsquery('simple', $2)) AS rank
-             FROM (
-               SELECT c.id, c.search_vector FROM chunks c ${scope}
-                WHERE $2::text IS NOT NULL AND (SELECT count(*) FROM all_words) < $4
-                  AND c.search_vector @@ to_tsquery('simple', $2) AND ($3::text IS NULL OR c.language = $3)
-                LIMIT ${ANY_TERM_CANDIDATES}
-             ) c
-            WHERE c.id NOT IN (SELECT id FROM all_words)
-            ORDER BY rank DESC, c.id
-            LIMIT ${Number(limit)}
-         )
-         SELECT id FROM (SELECT id, 0 AS pass, rank FROM all_words UNION ALL SELECT id, 1, rank FROM any_word) m
-          ORDER BY pass, rank DESC, id
-          LIMIT ${Number(limit)}`,
-        params,
-      );
+      // One round trip: the any-word scan runs only when the all-words one found too few (migration search_subtokens).
+      const { rows } = await pg.pool.query<{ id: string }>({
+        name: 'search-chunk-ids',
+        text: "SELECT id FROM search_chunk_ids(to_tsquery('simple', $1), to_tsquery('simple', $2), $3, $4, $5, $6, $7, $8, $9)",
+        values: [
+          query.all,
+          query.words > 1 ? query.any : null,
+          filter.language ?? null,
+          Math.min(options.enough ?? limit, limit),
+          repoIds,
+          branches,
+          limit,
+          ALL_TERMS_CANDIDATES,
+          ANY_TERM_CANDIDATES,
+        ],
+      });
       return rows.map((r) => r.id);
     },
 

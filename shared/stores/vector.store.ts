@@ -31,12 +31,15 @@ export interface VectorFilter {
 const WRITE_BATCH = 1000;
 
 /**
- * HNSW build settings: ef_construction 64 and 12 neighbours build about twice
- * as fast as Chroma's defaults (100, 16) on 384-dimension vectors, and a
- * collection holds one branch of one repository, small enough for that
- * graph to keep recall high.
+ * HNSW settings, as collection metadata: ef_construction 64 and 12 neighbours
+ * build about twice as fast as Chroma's defaults (100, 16) on 384-dimension
+ * vectors, and a collection holds one branch of one repository, small enough
+ * for that graph to keep recall high (recall@40 0.86 against exact search on
+ * the benchmark corpus, bench/results/README.md). Given as `hnsw:` metadata
+ * keys, which Chroma 1.0 applies as they are; the newer `configuration`
+ * object builds the same graph about 16% slower there.
  */
-const HNSW = { space: 'cosine', ef_construction: 64, max_neighbors: 12, ef_search: 100, batch_size: 1000, sync_threshold: 10000 } as const;
+const HNSW = { 'hnsw:space': 'cosine', 'hnsw:construction_ef': 64, 'hnsw:M': 12, 'hnsw:search_ef': 100 } as const;
 
 /** Chroma collection names allow [a-zA-Z0-9._-], 3-512 chars, starting and ending alphanumeric. */
 function sanitize(name: string): string {
@@ -65,8 +68,7 @@ export function createVectorStore(chroma: ChromaConnection, modelId: string) {
       collection = chroma.client.getOrCreateCollection({
         name,
         embeddingFunction: null,
-        configuration: { hnsw: HNSW },
-        metadata: { model: modelId, repository_id: ref.repositoryId, branch: ref.branch },
+        metadata: { ...HNSW, model: modelId, repository_id: ref.repositoryId, branch: ref.branch },
       });
       collection.catch(() => collections.delete(name));
       collections.set(name, collection);
@@ -103,7 +105,7 @@ export function createVectorStore(chroma: ChromaConnection, modelId: string) {
         const c = await open(ref);
         for (let i = 0; i < rs.length; i += WRITE_BATCH) {
           const slice = rs.slice(i, i + WRITE_BATCH);
-          await c.upsert({ ids: slice.map((r) => r.id), embeddings: slice.map((r) => r.embedding), metadatas: slice.map((r) => r.metadata) });
+          await chroma.records.upsert(c, { ids: slice.map((r) => r.id), embeddings: slice.map((r) => r.embedding), metadatas: slice.map((r) => r.metadata) });
         }
       }
     },
@@ -112,7 +114,7 @@ export function createVectorStore(chroma: ChromaConnection, modelId: string) {
       if (ids.length === 0) return;
       const c = await existing(ref);
       if (!c) return;
-      for (let i = 0; i < ids.length; i += WRITE_BATCH) await c.delete({ ids: ids.slice(i, i + WRITE_BATCH) });
+      for (let i = 0; i < ids.length; i += WRITE_BATCH) await chroma.records.delete(c, ids.slice(i, i + WRITE_BATCH));
     },
 
     /** Drops every collection of a repository (all branches). */
@@ -137,10 +139,8 @@ export function createVectorStore(chroma: ChromaConnection, modelId: string) {
         refs.map(async (ref) => {
           const c = await existing(ref);
           if (!c) return [];
-          const result = await c.query({ queryEmbeddings: [embedding], nResults: k, include: ['distances'] as never });
-          const ids = result.ids[0] ?? [];
-          const distances = result.distances[0] ?? [];
-          return ids.map((id, i) => ({ id, distance: distances[i] ?? 1 }));
+          const { ids, distances } = await chroma.records.query(c, embedding, k);
+          return ids.map((id, i) => ({ id, distance: distances[i]! }));
         }),
       );
       return perCollection

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IndexResult } from '../../workers/jobs/index-repository.job.ts';
 import { createGitFixture, type GitFixture } from '../helpers/git-fixture.ts';
 import { openTestPlatform, waitForJob, type TestPlatform } from '../helpers/platform.ts';
+import { fullTextQuery } from '../../shared/search/hybrid-search.ts';
 
 const TS_SERVICE = `import { db } from './db';
 
@@ -106,6 +107,20 @@ describe('indexing pipeline against the real stores', () => {
     expect(byName.hits[0]).toMatchObject({ path: 'tools/settings.py', symbol: 'parse_settings', language: 'python' });
     expect(byName.hits[0]!.matchedBy).toContain('text');
     expect(byName.hits[0]!.snippet).toContain('def parse_settings(path):');
+  });
+
+  it('full text matches the parts of identifiers, also inside member chains', async () => {
+    // `w.WriteHeader(http.StatusOK)` and `http.ResponseWriter`: Postgres' parser alone keeps each
+    // chain as one lexeme, so these words would match nothing without the sub-token index.
+    const [repository] = await t.platform.repositories.list();
+    const scope = { repositoryBranches: [{ repositoryId: repository!.id, branch: 'main' }] };
+    for (const query of ['status header', 'response writer', 'WriteHeader', 'StatusOK']) {
+      const ids = await t.platform.chunks.fullText(fullTextQuery(query), scope, 10);
+      const paths = (await t.platform.chunks.liveChunks(ids)).map((c) => c.path);
+      expect(paths, query).toContain('server/health.go');
+    }
+    // Exact lexemes, not prefixes: `stat` is no word of the code, though `status` and `StatusOK` are.
+    expect(await t.platform.chunks.fullText(fullTextQuery('stat'), scope, 10)).toEqual([]);
   });
 
   it('filters by repository, language and path glob', async () => {

@@ -2,31 +2,33 @@ import { describe, expect, it } from 'vitest';
 import { fullTextQuery } from '../../shared/search/hybrid-search.ts';
 
 describe('full-text query', () => {
-  it('matches a camelCase identifier whole or by all of its parts', () => {
+  it('matches a camelCase identifier whole or by all of its parts, as exact lexemes', () => {
     expect(fullTextQuery('getUserName')).toEqual({
-      all: '(getusername:* | get:* & user:* & name:*)',
-      any: '(getusername:* | get:* & user:* & name:*)',
+      all: '(getusername | get & user & name)',
+      any: '(getusername | get & user & name)',
       words: 1,
     });
-    expect(fullTextQuery('parseHTTPRequest2')?.all).toBe('(parsehttprequest2:* | parse:* & http:* & request:*)');
+    // Acronyms end where the next word starts; digits stay with their letters, as in the index.
+    expect(fullTextQuery('parseHTTPRequest2')?.all).toBe('(parsehttprequest2 | parse & http & request2)');
+    expect(fullTextQuery('XMLHttpRequest')?.all).toBe('(xmlhttprequest | xml & http & request)');
   });
 
-  it('splits snake_case and kebab-case into words, as the index does', () => {
-    expect(fullTextQuery('push_to_array content-type')?.all).toBe('push:* & array:* & content:* & type:*');
-    expect(fullTextQuery('max_id')?.all).toBe('max:* & id');
+  it('splits snake_case, kebab-case and member chains into words, as the index does', () => {
+    expect(fullTextQuery('push_to_array content-type')?.all).toBe('push & array & content & type');
+    expect(fullTextQuery('max_id')?.all).toBe('max & id');
+    expect(fullTextQuery('schema.safeParse')?.all).toBe('schema & (safeparse | safe & parse)');
   });
 
-  it('drops stop words, one-letter words and duplicates; short words match exactly', () => {
+  it('drops stop words, one-letter words and duplicates', () => {
     const q = fullTextQuery('How does the ID of a user get to the DB? user')!;
-    expect(q.all).toBe('id & user:* & get:* & db');
-    expect(q.any).toBe('id | user:* | get:* | db');
+    expect(q.all).toBe('id & user & get & db');
+    expect(q.any).toBe('id | user | get | db');
     expect(q.words).toBe(4);
   });
 
-  it('short camelCase parts do not widen the match', () => {
-    expect(fullTextQuery('toJSON')?.all).toBe('tojson:*');
-    expect(fullTextQuery('toJSONString')?.all).toBe('(tojsonstring:* | json:* & string:*)');
-    expect(fullTextQuery('isOK')?.all).toBe('isok:*');
+  it('keeps short camelCase parts: they are exact lexemes, not prefixes', () => {
+    expect(fullTextQuery('toJSON')?.all).toBe('(tojson | to & json)');
+    expect(fullTextQuery('isOK')?.all).toBe('(isok | is & ok)');
   });
 
   it('returns null when nothing is left to search for', () => {
