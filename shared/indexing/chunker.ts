@@ -60,6 +60,14 @@ export interface ChunkerOptions {
   maxChunkChars?: number;
   /** Default min(200, maxChunkChars / 5): glue (imports, constants, closing braces) shorter than this joins a neighbouring chunk. */
   minChunkChars?: number;
+  /**
+   * Default maxChunkChars / 4: consecutive definitions each shorter than this
+   * (one-line methods, small interfaces, accessor runs) share one chunk up to
+   * maxChunkChars, named by all their symbols. A 60-character function alone
+   * is a poor search result and one more vector to store; 0 keeps every
+   * definition apart.
+   */
+  packDefsBelow?: number;
   /** Default 60: the most lines in one window of text (or of an oversized function). */
   windowLines?: number;
   /** Default 10: lines two consecutive windows share, scaled down for windows cut short by size. */
@@ -83,10 +91,15 @@ const optionsSchema = z
   .object({
     maxChunkChars: z.number().int().min(32).max(100_000).default(1500),
     minChunkChars: z.number().int().min(0).optional(),
+    packDefsBelow: z.number().int().min(0).optional(),
     windowLines: z.number().int().min(1).max(10_000).default(60),
     windowOverlap: z.number().int().min(0).default(10),
   })
-  .transform((o) => ({ ...o, minChunkChars: o.minChunkChars ?? Math.min(200, Math.floor(o.maxChunkChars / 5)) }))
+  .transform((o) => ({
+    ...o,
+    minChunkChars: o.minChunkChars ?? Math.min(200, Math.floor(o.maxChunkChars / 5)),
+    packDefsBelow: o.packDefsBelow ?? Math.floor(o.maxChunkChars / 4),
+  }))
   .refine((o) => o.minChunkChars < o.maxChunkChars, { message: 'minChunkChars must be below maxChunkChars' })
   .refine((o) => o.windowOverlap < o.windowLines, { message: 'windowOverlap must be below windowLines' });
 
@@ -277,6 +290,7 @@ class Emitter {
   private levels = 0;
   private readonly max: number;
   private readonly min: number;
+  private readonly packBelow: number;
 
   constructor(
     private readonly lines: Lines,
@@ -284,6 +298,7 @@ class Emitter {
   ) {
     this.max = opts.maxChunkChars;
     this.min = opts.minChunkChars;
+    this.packBelow = opts.packDefsBelow;
   }
 
   reset(): void {
@@ -306,13 +321,32 @@ class Emitter {
       if (group) this.push(group.start, group.end, label, level);
       group = null;
     };
+    // Consecutive small defs, packed into one chunk up to the size cap.
+    let pack: { start: number; end: number; labels: Label[] } | null = null;
+    const flushPack = () => {
+      if (pack) this.push(pack.start, pack.end, packedLabel(pack.labels), 0);
+      pack = null;
+    };
 
     for (const item of items) {
       if (item.role === 'def') {
         flush();
+        const size = this.lines.size(item.start, item.end);
+        if (size < this.packBelow) {
+          if (pack && this.lines.size(pack.start, item.end) <= this.max) {
+            pack.end = item.end;
+            pack.labels.push(item.label);
+          } else {
+            flushPack();
+            pack = { start: item.start, end: item.end, labels: [item.label] };
+          }
+          continue;
+        }
+        flushPack();
         this.emitDef(item, depth);
         continue;
       }
+      flushPack();
       if (this.lines.size(item.start, item.end) > this.max) {
         flush();
         const sub = item.expand && depth < MAX_DEPTH ? item.expand(item.start) : null;
@@ -326,6 +360,7 @@ class Emitter {
       }
     }
     flush();
+    flushPack();
     this.absorbTiny(from, level);
   }
 
@@ -800,6 +835,13 @@ function classify(node: Node, spec: GrammarSpec): DefInfo | null {
   }
   const classifier = spec.defs[inner.type];
   return classifier ? classifier(inner) : null;
+}
+
+/** The label of packed defs: the first one's kind, every symbol in order (`with, clone, brand`). */
+function packedLabel(labels: Label[]): Label {
+  if (labels.length === 1) return labels[0]!;
+  const symbols = [...new Set(labels.map((l) => l.symbol).filter((x): x is string => !!x))];
+  return { kind: labels[0]!.kind, symbol: symbols.length > 0 ? truncateSymbol(symbols.join(', ')) : null };
 }
 
 function truncateSymbol(symbol: string): string {

@@ -1,4 +1,5 @@
 import picomatch from 'picomatch';
+import { queryWords, wordParts } from './code-tokens.ts';
 import { badRequest, notFound } from '../errors.ts';
 import type { Platform } from '../platform.ts';
 
@@ -52,25 +53,23 @@ export interface FullTextQuery {
 const MAX_QUERY_WORDS = 16;
 
 /**
- * The full-text query for a search, shaped by how the index tokenizes code:
- * every identifier is indexed whole (`getusername`) and by its sub-tokens
- * (`get`, `user`, `name`; split at punctuation and camelCase/acronym
- * boundaries, digits kept with their letters: `utf8`), see migration
- * `search_subtokens`. So each query word matches either whole or by all its
- * parts (`(getusername | get & user & name)`, which also finds
- * `getUserNameById` and `user.getName`), always as exact lexemes: prefix
- * patterns expand to thousands of index entries. Stop words and one-letter
- * words are dropped; null when nothing is left to search for.
+ * The full-text query for a search, shaped by how the index tokenizes code
+ * (code-tokens.ts): content by sub-tokens (`get`, `user`, `name`; split at
+ * punctuation and camelCase/acronym boundaries, digits kept with their
+ * letters: `utf8`), symbols also whole (`getusername`). So each query word
+ * matches either whole or by all its parts (`(getusername | get & user &
+ * name)`, which also finds `getUserNameById` and `user.getName`), always as
+ * exact lexemes: prefix patterns expand to thousands of index entries. Stop
+ * words and one-letter words are dropped; null when nothing is left to search
+ * for. Characters tsquery would read as operators never reach it: words are
+ * letters and digits only.
  */
 export function fullTextQuery(query: string): FullTextQuery | null {
   const exprs = new Set<string>();
-  for (const word of query.match(/[A-Za-z0-9]+/g) ?? []) {
+  for (const word of queryWords(query)) {
     const lower = word.toLowerCase();
     if (lower.length < 2 || STOP_WORDS.has(lower)) continue;
-    const parts = word
-      .split(/(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])/)
-      .map((p) => p.toLowerCase())
-      .filter((p) => p.length > 0);
+    const parts = wordParts(word);
     exprs.add(parts.length > 1 ? `(${lower} | ${parts.join(' & ')})` : lower);
     if (exprs.size >= MAX_QUERY_WORDS) break;
   }

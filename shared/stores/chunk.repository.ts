@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { codeSubtokens, codeWordsAndParts } from '../search/code-tokens.ts';
 import type { GraphFileInput } from './graph.store.ts';
 import { catalogCache } from './repository.repository.ts';
 import type { PostgresConnection } from './postgres.connection.ts';
@@ -139,9 +140,15 @@ export function createChunkRepository(pg: PostgresConnection) {
     async stageChunks(runId: string, repositoryId: number, branch: string, chunks: StagedChunk[]): Promise<void> {
       for (let i = 0; i < chunks.length; i += INSERT_ROWS) {
         const slice = chunks.slice(i, i + INSERT_ROWS);
+        // The full-text vector is made here from the worker's sub-token split (code-tokens.ts).
         await pg.pool.query(
-          `INSERT INTO chunk_staging (run_id, repository_id, branch, id, path, ordinal, start_line, end_line, symbol, kind, language, content_hash, content, batch)
-           SELECT $1::text, $2::bigint, $3::text, * FROM unnest($4::text[], $5::text[], $6::int[], $7::int[], $8::int[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int[])
+          `INSERT INTO chunk_staging (run_id, repository_id, branch, id, path, ordinal, start_line, end_line, symbol, kind, language, content_hash, content, batch, search_vector)
+           SELECT $1::text, $2::bigint, $3::text, u.id, u.path, u.ordinal, u.start_line, u.end_line, u.symbol, u.kind, u.language, u.content_hash, u.content, u.batch,
+                  setweight(to_tsvector('simple', u.symbol_words), 'A') || setweight(to_tsvector('simple', u.path_words), 'B') ||
+                  setweight(to_tsvector('simple', u.content_words), 'C')
+             FROM unnest($4::text[], $5::text[], $6::int[], $7::int[], $8::int[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int[],
+                         $15::text[], $16::text[], $17::text[])
+               AS u(id, path, ordinal, start_line, end_line, symbol, kind, language, content_hash, content, batch, symbol_words, path_words, content_words)
            ON CONFLICT (run_id, id) DO NOTHING`,
           [
             runId,
@@ -158,6 +165,9 @@ export function createChunkRepository(pg: PostgresConnection) {
             slice.map((c) => c.contentHash),
             slice.map((c) => c.content.replaceAll('\0', '')),
             slice.map((c) => c.batch),
+            slice.map((c) => codeWordsAndParts(c.symbol ?? '')),
+            slice.map((c) => codeSubtokens(c.path)),
+            slice.map((c) => codeSubtokens(c.content)),
           ],
         );
       }
@@ -236,11 +246,11 @@ export function createChunkRepository(pg: PostgresConnection) {
           args,
         );
         const inserted = await client.query(
-          `INSERT INTO chunks (id, repository_id, branch, path, ordinal, start_line, end_line, symbol, kind, language, content_hash, content)
-           SELECT id, repository_id, branch, path, ordinal, start_line, end_line, symbol, kind, language, content_hash, content
+          `INSERT INTO chunks (id, repository_id, branch, path, ordinal, start_line, end_line, symbol, kind, language, content_hash, content, search_vector)
+           SELECT id, repository_id, branch, path, ordinal, start_line, end_line, symbol, kind, language, content_hash, content, search_vector
              FROM chunk_staging WHERE run_id = $1
            ON CONFLICT (id) DO UPDATE SET ordinal = excluded.ordinal, start_line = excluded.start_line, end_line = excluded.end_line,
-             symbol = excluded.symbol, kind = excluded.kind`,
+             symbol = excluded.symbol, kind = excluded.kind, search_vector = excluded.search_vector`,
           [run.runId],
         );
         await client.query(

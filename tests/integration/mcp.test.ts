@@ -139,16 +139,17 @@ describe('MCP over stdio', () => {
     expect(r.structuredContent!.results[0]).toMatchObject({
       repository: 'billing',
       path: 'tools/settings.py',
+      // The two small functions share one chunk, named by both.
       startLine: 1,
-      endLine: 7,
-      symbol: 'parse_settings',
+      endLine: 13,
+      symbol: 'parse_settings, merge_settings',
       kind: 'function',
       language: 'python',
     });
     expect(r.structuredContent!.results[0].snippet).toContain('def parse_settings(path):');
     expect(r.structuredContent!.results.length).toBeLessThanOrEqual(3);
     expect(r.structuredContent!.commits).toEqual([{ repository: 'billing', branch: 'main', commit: repo.head() }]);
-    expect(textOf(r)).toContain('billing:tools/settings.py:1-7 function parse_settings');
+    expect(textOf(r)).toContain('billing:tools/settings.py:1-13 function parse_settings, merge_settings');
   });
 
   it('semantic_search filters by language and path glob, and says when nothing matches', async () => {
@@ -453,7 +454,7 @@ describe('MCP over Streamable HTTP and SSE', () => {
     expect((transport as StreamableHTTPClientTransport).sessionId).toMatch(/^[0-9a-f-]{36}$/);
     expect((await client.listTools()).tools.map((x) => x.name).sort()).toEqual([...TOOL_NAMES].sort());
     const r = await call(client, 'semantic_search', { query: 'parse_settings' });
-    expect(r.structuredContent!.results[0]).toMatchObject({ repository: 'billing', path: 'tools/settings.py', symbol: 'parse_settings', startLine: 1, endLine: 7 });
+    expect(r.structuredContent!.results[0]).toMatchObject({ repository: 'billing', path: 'tools/settings.py', symbol: 'parse_settings, merge_settings', startLine: 1, endLine: 13 });
   });
 
   it('SSE: lists tools and searches', async () => {

@@ -87,7 +87,7 @@ export const parseArgs = (argv: string[]): string[] => argv.slice(2);
   });
 
   it('typescript: interfaces, type aliases, enums, namespaces, decorated and default-exported classes', async () => {
-    const c = await createChunker({ minChunkChars: 10 });
+    const c = await createChunker({ minChunkChars: 10, packDefsBelow: 0 });
     const content = src(`
 export interface User {
   id: string;
@@ -505,6 +505,43 @@ export default readConfig;
     c.close();
   });
 
+  it('packs runs of small definitions into chunks up to the cap, named by all their symbols', async () => {
+    const c = await createChunker({ maxChunkChars: 300, minChunkChars: 20, packDefsBelow: 100 });
+    const content = src(`
+export function one() { return 1; }
+export function two() { return 2; }
+export function three() { return 3; }
+export function four() { return 4; }
+export function five() { return 5; }
+export function six() { return 6; }
+export function seven() { return 7; }
+export function eight() { return 8; }
+export function big(values: number[]): number {
+  // Long enough not to be packed: it stays a chunk of its own, and so ends the run before it.
+  return values.reduce((sum, v) => sum + v * v, 0);
+}
+export function nine() { return 9; }
+`);
+    const chunks = await chunkWith(c, 'numbers.ts', content);
+    expect(rows(chunks)).toEqual([
+      [1, 8, 'function', 'one, two, three, four, five, six, seven, eight'],
+      [9, 12, 'function', 'big'],
+      [13, 13, 'function', 'nine'],
+    ]);
+    expect(chunks.every((ch) => ch.content.length <= 300)).toBe(true);
+
+    // Past the cap a run starts a new chunk; every line is still in exactly one.
+    const tight = await createChunker({ maxChunkChars: 120, minChunkChars: 20, packDefsBelow: 100 });
+    const packed = rows(await chunkWith(tight, 'numbers.ts', content)).slice(0, 3);
+    expect(packed).toEqual([
+      [1, 3, 'function', 'one, two, three'],
+      [4, 6, 'function', 'four, five, six'],
+      [7, 8, 'function', 'seven, eight'],
+    ]);
+    c.close();
+    tight.close();
+  });
+
   it('treats one-line type aliases as glue rather than chunks of their own', async () => {
     const content = src(`
 type Id = string;
@@ -640,7 +677,9 @@ describe('robustness', () => {
 
   it('handles CRLF line endings', async () => {
     const content = 'def one():\r\n    return 1\r\n\r\ndef two():\r\n    return 2\r\n';
-    const chunks = await chunkWith(chunker, 'crlf.py', content);
+    const apart = await createChunker({ packDefsBelow: 0 });
+    const chunks = await chunkWith(apart, 'crlf.py', content);
+    apart.close();
     expect(rows(chunks)).toEqual([
       [1, 2, 'function', 'one'],
       [4, 5, 'function', 'two'],
