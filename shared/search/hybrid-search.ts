@@ -78,8 +78,31 @@ export function fullTextQuery(query: string): FullTextQuery | null {
   return { all: list.join(' & '), any: list.join(' | '), words: list.length };
 }
 
-function snippet(content: string): string {
-  const lines = content.split('\n').slice(0, SNIPPET_LINES).join('\n');
+/** Lines shown above the best-matching line, for context. */
+const SNIPPET_LEAD = 2;
+
+/**
+ * The lines of a chunk to show: from just above the line holding the most
+ * query words, so a hit on the fourth of several small functions packed into
+ * one chunk shows that function, not the first.
+ */
+export function snippet(content: string, words: string[]): string {
+  const all = content.split('\n');
+  let best = 0;
+  let bestScore = 0;
+  if (words.length > 0 && all.length > SNIPPET_LINES) {
+    for (let i = 0; i < all.length; i++) {
+      const line = all[i]!.toLowerCase();
+      let score = 0;
+      for (const w of words) if (line.includes(w)) score++;
+      if (score > bestScore) {
+        best = i;
+        bestScore = score;
+      }
+    }
+  }
+  const from = Math.max(0, Math.min(best - SNIPPET_LEAD, all.length - SNIPPET_LINES));
+  const lines = all.slice(from, from + SNIPPET_LINES).join('\n');
   return lines.length > SNIPPET_CHARS ? `${lines.slice(0, SNIPPET_CHARS)}…` : lines;
 }
 
@@ -124,6 +147,7 @@ export function createSearchService(platform: Platform) {
       // scan), so it fetches deeper when one is set; full text filters language in SQL.
       const depth = Math.min(limit * (isMatch || q.language ? 10 : 4), 500);
       const fullText = fullTextQuery(text);
+      const snippetWords = [...new Set(queryWords(text).map((w) => w.toLowerCase()).filter((w) => w.length >= 2 && !STOP_WORDS.has(w)))];
       const [vectorHits, textIds] = await Promise.all([
         platform.embeddings.embed([text]).then(([v]) => platform.vectors.query(v!, depth, { repositoryBranches })),
         platform.chunks.fullText(fullText, { repositoryBranches, ...(q.language ? { language: q.language } : {}) }, depth, { enough: limit }),
@@ -164,7 +188,7 @@ export function createSearchService(platform: Platform) {
             symbol: chunk.symbol,
             kind: chunk.kind,
             language: chunk.language,
-            snippet: snippet(chunk.content),
+            snippet: snippet(chunk.content, snippetWords),
             score: Math.round(score * 1e6) / 1e6,
             matchedBy: [...by].sort(),
           });

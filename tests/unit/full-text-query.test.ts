@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fullTextQuery } from '../../shared/search/hybrid-search.ts';
+import { fullTextQuery, snippet } from '../../shared/search/hybrid-search.ts';
 
 describe('full-text query', () => {
   it('matches a camelCase identifier whole or by all of its parts, as exact lexemes', () => {
@@ -39,5 +39,24 @@ describe('full-text query', () => {
   it('bounds the number of words', () => {
     const words = Array.from({ length: 40 }, (_, i) => `word${i}`).join(' ');
     expect(fullTextQuery(words)?.words).toBe(16);
+  });
+});
+
+describe('search snippet', () => {
+  const content = Array.from({ length: 30 }, (_, i) => `function f${i}() { return ${i}; }`).join('\n');
+
+  it('starts just above the line holding the most query words', () => {
+    const lines = snippet(content, ['f20', 'return']).split('\n');
+    expect(lines[0]).toBe('function f18() { return 18; }');
+    expect(lines[2]).toBe('function f20() { return 20; }');
+    expect(lines).toHaveLength(12);
+  });
+
+  it('shows the first lines when nothing matches or the chunk is short, and never runs past the end', () => {
+    expect(snippet(content, ['nothing']).split('\n')[0]).toBe('function f0() { return 0; }');
+    expect(snippet('a\nb', ['b'])).toBe('a\nb');
+    const tail = snippet(content, ['f29']).split('\n');
+    expect(tail).toHaveLength(12);
+    expect(tail.at(-1)).toBe('function f29() { return 29; }');
   });
 });
