@@ -128,19 +128,25 @@ export function createGraphStore(neo4j: Neo4jConnection, namespace: string) {
           fileImports: f.imports.flatMap((i) => (i.kind === 'file' ? [{ key: fileKey(scope, i.path), path: i.path, names: i.names }] : [])),
           moduleImports: f.imports.flatMap((i) => (i.kind === 'module' ? [{ key: moduleKey(scope, i.name), name: i.name, names: i.names }] : [])),
         }));
+        // Each statement gets only the fields it reads: the rows are encoded once per statement, and
+        // sending all of them four times cost the worker and Neo4j as much as the writes themselves.
+        const scoped = scopeParams(scope);
+        const keys = rows.map((r) => r.key);
+        const fileRows = rows.map((r) => ({ key: r.key, path: r.path, language: r.language, symbols: r.symbols }));
+        const fileImports = rows.filter((r) => r.fileImports.length > 0).map((r) => ({ key: r.key, imports: r.fileImports }));
+        const moduleImports = rows.filter((r) => r.moduleImports.length > 0).map((r) => ({ key: r.key, imports: r.moduleImports }));
         await write(async (tx) => {
-          const params = { rows, ...scopeParams(scope), repoName };
           // Old symbols (with every edge touching them) and old imports of these files go first, so the
           // imports below can be CREATEd (one per target, deduplicated upstream) instead of MERGEd.
           await tx.run(
-            `UNWIND $rows AS row
-             MATCH (f:File {key: row.key})
+            `UNWIND $keys AS key
+             MATCH (f:File {key: key})
              OPTIONAL MATCH (f)-[:DEFINES]->(s:Symbol)
              DETACH DELETE s
              WITH DISTINCT f
              OPTIONAL MATCH (f)-[i:IMPORTS]->()
              DELETE i`,
-            params,
+            { keys },
           );
           await tx.run(
             `MERGE (r:Repository {id: $repoId}) SET r.name = $repoName
@@ -154,25 +160,29 @@ export function createGraphStore(neo4j: Neo4jConnection, namespace: string) {
              CREATE (f)-[:DEFINES]->(:Symbol {key: s.key, repoId: $repoId, branch: $branch, path: row.path, name: s.name,
                qualifiedName: s.qualifiedName, kind: s.kind, startLine: s.startLine, endLine: s.endLine, exported: s.exported,
                calls: s.calls, extendsNames: s.extends, implementsNames: s.implements})`,
-            params,
+            { rows: fileRows, ...scoped, repoName },
           );
-          await tx.run(
-            `UNWIND $rows AS row
-             MATCH (f:File {key: row.key})
-             UNWIND row.fileImports AS imp
-             MERGE (t:File {key: imp.key})
-               ON CREATE SET t.repoId = $repoId, t.branch = $branch, t.path = imp.path, t.placeholder = true
-             CREATE (f)-[:IMPORTS {names: imp.names}]->(t)`,
-            params,
-          );
-          await tx.run(
-            `UNWIND $rows AS row
-             MATCH (f:File {key: row.key})
-             UNWIND row.moduleImports AS imp
-             MERGE (m:Module {key: imp.key}) ON CREATE SET m.repoId = $repoId, m.branch = $branch, m.name = imp.name
-             CREATE (f)-[:IMPORTS {names: imp.names}]->(m)`,
-            params,
-          );
+          if (fileImports.length > 0) {
+            await tx.run(
+              `UNWIND $rows AS row
+               MATCH (f:File {key: row.key})
+               UNWIND row.imports AS imp
+               MERGE (t:File {key: imp.key})
+                 ON CREATE SET t.repoId = $repoId, t.branch = $branch, t.path = imp.path, t.placeholder = true
+               CREATE (f)-[:IMPORTS {names: imp.names}]->(t)`,
+              { rows: fileImports, ...scoped },
+            );
+          }
+          if (moduleImports.length > 0) {
+            await tx.run(
+              `UNWIND $rows AS row
+               MATCH (f:File {key: row.key})
+               UNWIND row.imports AS imp
+               MERGE (m:Module {key: imp.key}) ON CREATE SET m.repoId = $repoId, m.branch = $branch, m.name = imp.name
+               CREATE (f)-[:IMPORTS {names: imp.names}]->(m)`,
+              { rows: moduleImports, ...scoped },
+            );
+          }
         });
         for (const f of group) {
           nodes += 1 + f.symbols.length;
@@ -252,13 +262,17 @@ export function createGraphStore(neo4j: Neo4jConnection, namespace: string) {
           { keys },
         );
         for (const rel of ['CALLS', 'EXTENDS', 'IMPLEMENTS'] as const) {
-          const pairs = rows.filter((r) => r.rel === rel).map((r) => ({ from: r.from, to: r.to }));
+          // Deduplicated here, so edges can be CREATEd: every outgoing edge of these symbols was just deleted.
+          const seen = new Set<string>();
+          const pairs = rows
+            .filter((r) => r.rel === rel && !seen.has(`${r.from}\0${r.to}`) && seen.add(`${r.from}\0${r.to}`))
+            .map((r) => ({ from: r.from, to: r.to }));
           for (const batch of chunks(pairs, ROWS_PER_TX)) {
             await write((tx) =>
               tx.run(
                 `UNWIND $pairs AS p
                  MATCH (a:Symbol {key: p.from}), (b:Symbol {key: p.to})
-                 MERGE (a)-[:${rel}]->(b)`,
+                 CREATE (a)-[:${rel}]->(b)`,
                 { pairs: batch },
               ),
             );
