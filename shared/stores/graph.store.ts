@@ -243,24 +243,24 @@ export function createGraphStore(neo4j: Neo4jConnection, namespace: string) {
             { keys },
           ),
         );
-        // Candidates: every symbol of the file itself and of the files it imports, by name.
-        const rows = await read<{ from: string; rel: string; to: string }>(
+        // Candidates: every symbol of the file itself and of the files it imports, by name. Read as
+        // plain lists and matched here: matching by name in Cypher compared every reference with every
+        // symbol of the file and of its imports, which made this the longest step of a publish.
+        const own = await read<{ file: string; key: string; name: string; kind: string; calls: string[] | null; ext: string[] | null; impl: string[] | null }>(
           `UNWIND $keys AS key
            MATCH (f:File {key: key})-[:DEFINES]->(s:Symbol)
-           WITH f, s, [n IN s.calls | ['CALLS', n]] + [n IN s.extendsNames | ['EXTENDS', n]] + [n IN s.implementsNames | ['IMPLEMENTS', n]] AS refs
-           UNWIND refs AS ref
-           WITH f, s, ref[0] AS rel, ref[1] AS name
-           OPTIONAL MATCH (f)-[:DEFINES]->(local:Symbol {name: name})
-           WHERE local <> s AND (rel = 'CALLS' OR local.kind IN ['class', 'interface', 'struct', 'trait', 'type'])
-           WITH f, s, rel, name, collect(local)[0] AS local
-           OPTIONAL MATCH (f)-[:IMPORTS]->(:File)-[:DEFINES]->(imported:Symbol {name: name})
-           WHERE local IS NULL AND (rel = 'CALLS' OR imported.kind IN ['class', 'interface', 'struct', 'trait', 'type'])
-           WITH s, rel, name, local, collect(imported)[0] AS imported
-           WITH s, rel, coalesce(local, imported) AS target
-           WHERE target IS NOT NULL
-           RETURN s.key AS from, rel, target.key AS to`,
+           RETURN f.key AS file, s.key AS key, s.name AS name, s.kind AS kind, s.calls AS calls, s.extendsNames AS ext, s.implementsNames AS impl`,
           { keys },
         );
+        const imported = await read<{ file: string; symbols: Array<{ key: string; name: string; kind: string }> }>(
+          `UNWIND $keys AS key
+           MATCH (f:File {key: key})-[:IMPORTS]->(t:File)
+           WITH DISTINCT f, t
+           MATCH (t)-[:DEFINES]->(s:Symbol)
+           RETURN f.key AS file, collect({key: s.key, name: s.name, kind: s.kind}) AS symbols`,
+          { keys },
+        );
+        const rows = resolveReferences(own, imported);
         for (const rel of ['CALLS', 'EXTENDS', 'IMPLEMENTS'] as const) {
           // Deduplicated here, so edges can be CREATEd: every outgoing edge of these symbols was just deleted.
           const seen = new Set<string>();
@@ -301,3 +301,49 @@ export function createGraphStore(neo4j: Neo4jConnection, namespace: string) {
 }
 
 export type GraphStore = ReturnType<typeof createGraphStore>;
+
+const TYPE_KINDS = new Set(['class', 'interface', 'struct', 'trait', 'type']);
+
+/**
+ * Resolves each symbol's references by name: a symbol of the same file
+ * first (not itself), else the first one of the files it imports; calls may
+ * target any symbol, extends/implements only types.
+ */
+export function resolveReferences(
+  own: Array<{ file: string; key: string; name: string; kind: string; calls: string[] | null; ext: string[] | null; impl: string[] | null }>,
+  imported: Array<{ file: string; symbols: Array<{ key: string; name: string; kind: string }> }>,
+): Array<{ from: string; rel: 'CALLS' | 'EXTENDS' | 'IMPLEMENTS'; to: string }> {
+  type Candidate = { key: string; kind: string };
+  const byName = (symbols: Iterable<{ key: string; name: string; kind: string }>) => {
+    const map = new Map<string, Candidate[]>();
+    for (const s of symbols) {
+      const list = map.get(s.name);
+      if (list) list.push(s);
+      else map.set(s.name, [s]);
+    }
+    return map;
+  };
+  const ownByFile = new Map<string, typeof own>();
+  for (const s of own) {
+    const list = ownByFile.get(s.file);
+    if (list) list.push(s);
+    else ownByFile.set(s.file, [s]);
+  }
+  const importedByFile = new Map(imported.map((i) => [i.file, byName(i.symbols)]));
+  const out: Array<{ from: string; rel: 'CALLS' | 'EXTENDS' | 'IMPLEMENTS'; to: string }> = [];
+  for (const [file, symbols] of ownByFile) {
+    const locals = byName(symbols);
+    const fromImports = importedByFile.get(file);
+    for (const s of symbols) {
+      const refs: Array<['CALLS' | 'EXTENDS' | 'IMPLEMENTS', string[] | null]> = [['CALLS', s.calls], ['EXTENDS', s.ext], ['IMPLEMENTS', s.impl]];
+      for (const [rel, names] of refs) {
+        for (const name of names ?? []) {
+          const fits = (c: Candidate) => c.key !== s.key && (rel === 'CALLS' || TYPE_KINDS.has(c.kind));
+          const target = locals.get(name)?.find(fits) ?? fromImports?.get(name)?.find(fits);
+          if (target) out.push({ from: s.key, rel, to: target.key });
+        }
+      }
+    }
+  }
+  return out;
+}
