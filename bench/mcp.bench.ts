@@ -375,7 +375,10 @@ async function fullTextPlans(platform: Platform, repositoryId: number, query: st
   const captured: Array<{ text: string; values: unknown[] }> = [];
   const original = pool.query;
   pool.query = function (this: unknown, ...args: unknown[]) {
-    if (typeof args[0] === 'string' && args[0].includes('search_vector')) captured.push({ text: args[0], values: (args[1] as unknown[]) ?? [] });
+    const statement = args[0] as string | { text: string; values?: unknown[] };
+    const text = typeof statement === 'string' ? statement : statement?.text;
+    const values = typeof statement === 'string' ? args[1] : statement?.values;
+    if (typeof text === 'string' && (text.includes('search_vector') || text.includes('search_chunk_ids'))) captured.push({ text, values: (values as unknown[]) ?? [] });
     return original.apply(this, args);
   };
   try {
