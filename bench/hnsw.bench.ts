@@ -69,7 +69,7 @@ async function main() {
   const config = loadConfig({ ...process.env, LOG_LEVEL: 'silent' });
   const platform = createPlatform(config, createLogger({ logLevel: 'silent', logPretty: false }));
   try {
-    const repo = await platform.repositories.findByName(values.repo);
+    const repo = (await platform.repositories.list()).find((r) => r.name === values.repo);
     const branch = repo?.branches.find((b) => b.branch === repo.defaultBranch && b.indexedCommit);
     if (!repo || !branch) throw new Error(`no indexed repository named "${values.repo}"`);
     const pool = platform.stores.postgres.pool;

@@ -35,7 +35,12 @@ export interface LiveChunk {
   content: string;
 }
 
-/** Full-text matches ranked per query: all terms (usually few match), any term (often most of the index). */
+/**
+ * Full-text matches ranked per query: all terms (usually few match), any term
+ * (often most of the index). Ranking reads and detoasts each candidate's
+ * tsvector: 1,000 all-terms candidates made common words (`set with`, `date`)
+ * cost 15-23 ms of Postgres CPU, 300 cost under 9.
+ */
 const ALL_TERMS_CANDIDATES = 300;
 const ANY_TERM_CANDIDATES = 100;
 

@@ -32,12 +32,12 @@ const WRITE_BATCH = 1000;
 
 /**
  * HNSW settings, as collection metadata: ef_construction 64 and 12 neighbours
- * build about twice as fast as Chroma's defaults (100, 16) on 384-dimension
- * vectors, and a collection holds one branch of one repository, small enough
- * for that graph to keep recall high (recall@40 0.86 against exact search on
- * the benchmark corpus, bench/results/README.md). Given as `hnsw:` metadata
- * keys, which Chroma 1.0 applies as they are; the newer `configuration`
- * object builds the same graph about 16% slower there.
+ * build with 25% less CPU than Chroma's defaults (100, 16) for recall@40 0.85
+ * instead of 0.90 against exact search; 32 and 8 save little more and drop
+ * recall to 0.70 (bench/results/hnsw.md). A collection holds one branch of one
+ * repository, small enough for that graph. Given as `hnsw:` metadata keys,
+ * which Chroma 1.0 applies as they are; the newer `configuration` object
+ * built the same graph with 16% more CPU there.
  */
 const HNSW = { 'hnsw:space': 'cosine', 'hnsw:construction_ef': 64, 'hnsw:M': 12, 'hnsw:search_ef': 100 } as const;
 
