@@ -172,8 +172,9 @@ export async function waitForIndexJob(
     const job = await queue.getJob(jobId);
     if (job) {
       const state = await job.getState();
-      if (state === 'failed') throw new Error(`index job ${jobId} failed: ${job.failedReason}`);
-      if (state === 'completed') return (await queue.getJob(jobId))!; // read again: the first read may predate completion
+      // Read again: the first read may predate the failure (no reason yet) or the completion (no return value).
+      if (state === 'failed') throw new Error(`index job ${jobId} failed: ${((await queue.getJob(jobId)) ?? job).failedReason}`);
+      if (state === 'completed') return (await queue.getJob(jobId))!;
       onPoll?.(job, state);
     }
     await sleep(intervalMs);

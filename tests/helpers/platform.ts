@@ -81,9 +81,13 @@ export async function waitForJob(queue: Queue, id: string, timeoutMs = 60_000): 
     const job = await queue.getJob(id);
     if (job) {
       const state = await job.getState();
-      // The job was read before its state: read it again so a job that just finished has its return value.
+      // The job was read before its state: read it again so a job that just finished has its return
+      // value or its failure reason (read early, a just-failed job's reason is still undefined).
       if (state === 'completed') return (await queue.getJob(id))!.returnvalue;
-      if (state === 'failed') throw new Error(job.failedReason + (process.env.DEBUG_JOBS ? `\n${(job.stacktrace ?? []).join('\n')}` : ''));
+      if (state === 'failed') {
+        const failed = (await queue.getJob(id)) ?? job;
+        throw new Error(failed.failedReason + (process.env.DEBUG_JOBS ? `\n${(failed.stacktrace ?? []).join('\n')}` : ''));
+      }
     }
     await sleep(100);
   }
