@@ -7,21 +7,25 @@
 -- now splits the text (JavaScript does it ~10× faster than Postgres' regular
 -- expressions) and the staging insert turns it into the tsvector; publishing
 -- copies it. The column is no longer generated.
-ALTER TABLE chunk_staging ADD COLUMN search_vector TSVECTOR NOT NULL DEFAULT ''::tsvector;
-ALTER TABLE chunk_staging ALTER COLUMN search_vector DROP DEFAULT;
-
-ALTER TABLE chunks DROP COLUMN search_vector;
-ALTER TABLE chunks ADD COLUMN search_vector TSVECTOR;
-
--- Chunks indexed before: the same split, done once here (the next reindex of a file writes the worker's own).
+-- Chunks indexed before, and those of runs staged but not yet published: the
+-- same split, done once here (the next reindex of a file writes the worker's own).
 CREATE FUNCTION pg_temp.code_subtokens(t TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE STRICT AS $$
   SELECT regexp_replace(regexp_replace(left(t, 100000), '[^[:alnum:]]+', ' ', 'g'),
     '(?<=[[:lower:][:digit:]])(?=[[:upper:]])|(?<=[[:upper:]])(?=[[:upper:]][[:lower:]])', ' ', 'g')
 $$;
-UPDATE chunks SET search_vector =
-  setweight(to_tsvector('simple', regexp_replace(coalesce(symbol, ''), '[^[:alnum:]]+', ' ', 'g') || ' ' || pg_temp.code_subtokens(coalesce(symbol, ''))), 'A') ||
-  setweight(to_tsvector('simple', pg_temp.code_subtokens(path)), 'B') ||
-  setweight(to_tsvector('simple', pg_temp.code_subtokens(content)), 'C');
+CREATE FUNCTION pg_temp.chunk_search_vector(symbol TEXT, path TEXT, content TEXT) RETURNS TSVECTOR LANGUAGE sql IMMUTABLE AS $$
+  SELECT setweight(to_tsvector('simple', regexp_replace(coalesce(symbol, ''), '[^[:alnum:]]+', ' ', 'g') || ' ' || pg_temp.code_subtokens(coalesce(symbol, ''))), 'A') ||
+         setweight(to_tsvector('simple', pg_temp.code_subtokens(path)), 'B') ||
+         setweight(to_tsvector('simple', pg_temp.code_subtokens(content)), 'C')
+$$;
+
+ALTER TABLE chunk_staging ADD COLUMN search_vector TSVECTOR;
+UPDATE chunk_staging SET search_vector = pg_temp.chunk_search_vector(symbol, path, content);
+ALTER TABLE chunk_staging ALTER COLUMN search_vector SET NOT NULL;
+
+ALTER TABLE chunks DROP COLUMN search_vector;
+ALTER TABLE chunks ADD COLUMN search_vector TSVECTOR;
+UPDATE chunks SET search_vector = pg_temp.chunk_search_vector(symbol, path, content);
 ALTER TABLE chunks ALTER COLUMN search_vector SET NOT NULL;
 CREATE INDEX chunks_search_idx ON chunks USING GIN (search_vector);
 
