@@ -24,7 +24,7 @@ const hit = z.object({
   kind: z.string().describe('function, method, class, section, window…'),
   language: z.string().nullable(),
   score: z.number().describe('reciprocal-rank-fusion score; higher is better'),
-  snippet: z.string().describe('the first lines of the chunk'),
+  snippet: z.string().describe('a few lines of the chunk, from just above the line that best matches the query'),
 });
 
 export const semanticSearchTool = defineTool({
