@@ -120,6 +120,12 @@ describe('indexing pipeline against the real stores', () => {
       const paths = (await t.platform.chunks.liveChunks(ids)).map((c) => c.path);
       expect(paths, query).toContain('server/health.go');
     }
+    // Chunks with every word first; when too few have them all, chunks with any word follow.
+    const mixed = await t.platform.chunks.liveChunks(await t.platform.chunks.fullText(fullTextQuery('invoices settings'), scope, 10, { enough: 5 }));
+    expect(new Set(mixed.map((c) => c.path))).toEqual(new Set(['src/invoice.service.ts', 'tools/settings.py', 'README.md']));
+    const ranked = await t.platform.chunks.fullText(fullTextQuery('invoices paid'), scope, 10, { enough: 5 });
+    const rankedPaths = (await t.platform.chunks.liveChunks(ranked)).map((c) => [c.id, c.path] as const);
+    expect(new Map(rankedPaths).get(ranked[0]!)).toBe('src/invoice.service.ts');
     // Exact lexemes, not prefixes: `stat` is no word of the code, though `status` and `StatusOK` are.
     expect(await t.platform.chunks.fullText(fullTextQuery('stat'), scope, 10)).toEqual([]);
   });
