@@ -13,7 +13,7 @@
 const NON_WORD = /[^\p{L}\p{N}]+/gu;
 const CAMEL_BOUNDARY = /(?<=[\p{Ll}\p{N}])(?=\p{Lu})|(?<=\p{Lu})(?=\p{Lu}\p{Ll})/gu;
 /** What Postgres' to_tsvector indexed of a chunk before: the first 100,000 characters. */
-export const MAX_INDEXED_CHARS = 100_000;
+const MAX_INDEXED_CHARS = 100_000;
 
 /** `parseHTTPRequest2(this._def)` → `parse HTTP Request2 this def`. */
 export function codeSubtokens(text: string): string {
@@ -23,8 +23,7 @@ export function codeSubtokens(text: string): string {
 /** The words of a text, each whole and then by its parts when it has several: `getUserName x_y` → `getUserName get User Name x y`. */
 export function codeWordsAndParts(text: string): string {
   const out: string[] = [];
-  for (const word of text.slice(0, MAX_INDEXED_CHARS).split(NON_WORD)) {
-    if (!word) continue;
+  for (const word of queryWords(text.slice(0, MAX_INDEXED_CHARS))) {
     out.push(word);
     const parts = word.split(CAMEL_BOUNDARY);
     if (parts.length > 1) out.push(...parts);
@@ -40,7 +39,7 @@ export function wordParts(word: string): string[] {
     .filter((p) => p.length > 0);
 }
 
-/** The words of a query, as they are split for the index (`a.b_c` → `a`, `b`, `c`). */
+/** The words of a text or query, split where the index splits them (`a.b_c` → `a`, `b`, `c`). */
 export function queryWords(text: string): string[] {
   return text.split(NON_WORD).filter(Boolean);
 }

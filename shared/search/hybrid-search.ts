@@ -66,9 +66,8 @@ const MAX_QUERY_WORDS = 16;
  */
 export function fullTextQuery(query: string): FullTextQuery | null {
   const exprs = new Set<string>();
-  for (const word of queryWords(query)) {
+  for (const word of searchWords(query)) {
     const lower = word.toLowerCase();
-    if (lower.length < 2 || STOP_WORDS.has(lower)) continue;
     const parts = wordParts(word);
     exprs.add(parts.length > 1 ? `(${lower} | ${parts.join(' & ')})` : lower);
     if (exprs.size >= MAX_QUERY_WORDS) break;
@@ -76,6 +75,11 @@ export function fullTextQuery(query: string): FullTextQuery | null {
   if (exprs.size === 0) return null;
   const list = [...exprs];
   return { all: list.join(' & '), any: list.join(' | '), words: list.length };
+}
+
+/** The query's words that say something: no stop words, no one-letter words. */
+function searchWords(query: string): string[] {
+  return queryWords(query).filter((w) => w.length >= 2 && !STOP_WORDS.has(w.toLowerCase()));
 }
 
 /** Lines shown above the best-matching line, for context. */
@@ -147,7 +151,7 @@ export function createSearchService(platform: Platform) {
       // scan), so it fetches deeper when one is set; full text filters language in SQL.
       const depth = Math.min(limit * (isMatch || q.language ? 10 : 4), 500);
       const fullText = fullTextQuery(text);
-      const snippetWords = [...new Set(queryWords(text).map((w) => w.toLowerCase()).filter((w) => w.length >= 2 && !STOP_WORDS.has(w)))];
+      const snippetWords = [...new Set(searchWords(text).map((w) => w.toLowerCase()))];
       const [vectorHits, textIds] = await Promise.all([
         platform.embeddings.embed([text]).then(([v]) => platform.vectors.query(v!, depth, { repositoryBranches })),
         platform.chunks.fullText(fullText, { repositoryBranches, ...(q.language ? { language: q.language } : {}) }, depth, { enough: limit }),

@@ -47,11 +47,8 @@ function base64Vector(v: number[]): string {
 export function createChromaConnection(options: { url: string; collectionPrefix: string }): ChromaConnection {
   const url = new URL(options.url);
   const secure = url.protocol === 'https:';
-  const client = new ChromaClient({
-    host: url.hostname,
-    port: Number(url.port || (secure ? 443 : 80)),
-    ssl: secure,
-  });
+  const port = Number(url.port || (secure ? 443 : 80));
+  const client = new ChromaClient({ host: url.hostname, port, ssl: secure });
   const transport = secure ? https : http;
   const agent = new transport.Agent({ keepAlive: true, maxSockets: 64 });
   const basePath = url.pathname.replace(/\/+$/, '');
@@ -61,7 +58,7 @@ export function createChromaConnection(options: { url: string; collectionPrefix:
     const path = `${basePath}/api/v2/tenants/${encodeURIComponent(collection.tenant)}/databases/${encodeURIComponent(collection.database)}/collections/${encodeURIComponent(collection.id)}/${action}`;
     return new Promise<T>((resolve, reject) => {
       const req = transport.request(
-        { hostname: url.hostname, port: url.port || (secure ? 443 : 80), path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': payload.length } },
+        { hostname: url.hostname, port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': payload.length } },
         (res) => {
           const parts: Buffer[] = [];
           res.on('data', (c: Buffer) => parts.push(c));

@@ -262,11 +262,8 @@ export function createGraphStore(neo4j: Neo4jConnection, namespace: string) {
         );
         const rows = resolveReferences(own, imported);
         for (const rel of ['CALLS', 'EXTENDS', 'IMPLEMENTS'] as const) {
-          // Deduplicated here, so edges can be CREATEd: every outgoing edge of these symbols was just deleted.
-          const seen = new Set<string>();
-          const pairs = rows
-            .filter((r) => r.rel === rel && !seen.has(`${r.from}\0${r.to}`) && seen.add(`${r.from}\0${r.to}`))
-            .map((r) => ({ from: r.from, to: r.to }));
+          // Distinct pairs (resolveReferences), so edges can be CREATEd: every outgoing edge of these symbols was just deleted.
+          const pairs = rows.filter((r) => r.rel === rel).map((r) => ({ from: r.from, to: r.to }));
           for (const batch of chunks(pairs, ROWS_PER_TX)) {
             await write((tx) =>
               tx.run(
@@ -304,46 +301,42 @@ export type GraphStore = ReturnType<typeof createGraphStore>;
 
 const TYPE_KINDS = new Set(['class', 'interface', 'struct', 'trait', 'type']);
 
+type Reference = { from: string; rel: 'CALLS' | 'EXTENDS' | 'IMPLEMENTS'; to: string };
+
+function groupBy<T>(items: Iterable<T>, key: (item: T) => string): Map<string, T[]> {
+  const map = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = map.get(k);
+    if (list) list.push(item);
+    else map.set(k, [item]);
+  }
+  return map;
+}
+
 /**
  * Resolves each symbol's references by name: a symbol of the same file
  * first (not itself), else the first one of the files it imports; calls may
- * target any symbol, extends/implements only types.
+ * target any symbol, extends/implements only types. Each edge once.
  */
 export function resolveReferences(
   own: Array<{ file: string; key: string; name: string; kind: string; calls: string[] | null; ext: string[] | null; impl: string[] | null }>,
   imported: Array<{ file: string; symbols: Array<{ key: string; name: string; kind: string }> }>,
-): Array<{ from: string; rel: 'CALLS' | 'EXTENDS' | 'IMPLEMENTS'; to: string }> {
-  type Candidate = { key: string; kind: string };
-  const byName = (symbols: Iterable<{ key: string; name: string; kind: string }>) => {
-    const map = new Map<string, Candidate[]>();
-    for (const s of symbols) {
-      const list = map.get(s.name);
-      if (list) list.push(s);
-      else map.set(s.name, [s]);
-    }
-    return map;
-  };
-  const ownByFile = new Map<string, typeof own>();
-  for (const s of own) {
-    const list = ownByFile.get(s.file);
-    if (list) list.push(s);
-    else ownByFile.set(s.file, [s]);
-  }
-  const importedByFile = new Map(imported.map((i) => [i.file, byName(i.symbols)]));
-  const out: Array<{ from: string; rel: 'CALLS' | 'EXTENDS' | 'IMPLEMENTS'; to: string }> = [];
-  for (const [file, symbols] of ownByFile) {
-    const locals = byName(symbols);
+): Reference[] {
+  const importedByFile = new Map(imported.map((i) => [i.file, groupBy(i.symbols, (s) => s.name)]));
+  const out = new Map<string, Reference>();
+  for (const [file, symbols] of groupBy(own, (s) => s.file)) {
+    const locals = groupBy(symbols, (s) => s.name);
     const fromImports = importedByFile.get(file);
     for (const s of symbols) {
-      const refs: Array<['CALLS' | 'EXTENDS' | 'IMPLEMENTS', string[] | null]> = [['CALLS', s.calls], ['EXTENDS', s.ext], ['IMPLEMENTS', s.impl]];
-      for (const [rel, names] of refs) {
+      for (const [rel, names] of [['CALLS', s.calls], ['EXTENDS', s.ext], ['IMPLEMENTS', s.impl]] as const) {
+        const fits = (c: { key: string; kind: string }) => c.key !== s.key && (rel === 'CALLS' || TYPE_KINDS.has(c.kind));
         for (const name of names ?? []) {
-          const fits = (c: Candidate) => c.key !== s.key && (rel === 'CALLS' || TYPE_KINDS.has(c.kind));
           const target = locals.get(name)?.find(fits) ?? fromImports?.get(name)?.find(fits);
-          if (target) out.push({ from: s.key, rel, to: target.key });
+          if (target) out.set(`${rel}\0${s.key}\0${target.key}`, { from: s.key, rel, to: target.key });
         }
       }
     }
   }
-  return out;
+  return [...out.values()];
 }
