@@ -108,7 +108,7 @@ export const envSchema = z.object({
     .transform((v) => (v === '' ? undefined : v))
     .optional(),
   INDEX_MAX_FILE_BYTES: positiveInt.default(1024 * 1024),
-  INDEX_BATCH_CHUNKS: positiveInt.max(5000).default(500),
+  INDEX_BATCH_CHUNKS: positiveInt.max(5000).default(2000),
   CHUNK_MAX_CHARS: positiveInt.min(200).max(20000).default(1500),
 
   EMBEDDING_PROVIDER: z.enum(['auto', 'openai', 'local']).default('auto'),

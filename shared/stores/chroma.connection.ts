@@ -39,6 +39,14 @@ export interface ChromaConnection extends StoreConnection {
 /** A write of 1,000 vectors takes about a second; a minute means Chroma is stuck, not busy. */
 const REQUEST_TIMEOUT_MS = 60_000;
 
+/** Queries sent in one request at most: a burst larger than this goes out in several. */
+const MAX_QUERY_BATCH = 32;
+
+interface QueryLane {
+  busy: boolean;
+  waiting: Array<{ embedding: number[]; resolve: (r: { ids: string[]; distances: number[] }) => void; reject: (err: unknown) => void }>;
+}
+
 /** Float32 little-endian, base64: the encoding Chroma takes for embeddings when it announces `supports_base64_encoding`. */
 function base64Vector(v: number[]): string {
   return Buffer.from(Float32Array.from(v).buffer).toString('base64');
@@ -91,19 +99,50 @@ export function createChromaConnection(options: { url: string; collectionPrefix:
     });
   }
 
+  /**
+   * Nearest-neighbour queries are coalesced per collection and result size:
+   * one goes out at once, and those that arrive while it is in flight leave
+   * together as one multi-embedding query when it returns. Chroma's cost of a
+   * query is mostly per request, not per embedding: measured on 2 cores with
+   * 30k vectors, 2.85 ms of Chroma CPU for a query sent alone, 0.75 ms each
+   * in a request of ten. A lone query waits for nothing.
+   */
+  const queryLanes = new Map<string, QueryLane>();
+  async function drainQueries(collection: Collection, nResults: number, key: string, lane: QueryLane): Promise<void> {
+    lane.busy = true;
+    while (lane.waiting.length > 0) {
+      const batch = lane.waiting.splice(0, MAX_QUERY_BATCH);
+      try {
+        const result = await post<{ ids: string[][]; distances: Array<Array<number | null>> | null }>(collection, 'query', {
+          query_embeddings: batch.map((q) => q.embedding),
+          n_results: nResults,
+          include: ['distances'],
+        });
+        batch.forEach((q, i) => {
+          const ids = result.ids[i] ?? [];
+          const distances = result.distances?.[i] ?? [];
+          q.resolve({ ids, distances: ids.map((_, j) => distances[j] ?? 1) });
+        });
+      } catch (err) {
+        for (const q of batch) q.reject(err);
+      }
+    }
+    lane.busy = false;
+    queryLanes.delete(key);
+  }
+
   const records: ChromaRecords = {
     async upsert(collection, r) {
       await post(collection, 'upsert', { ids: r.ids, embeddings: r.embeddings.map(base64Vector), metadatas: r.metadatas });
     },
-    async query(collection, embedding, nResults) {
-      const result = await post<{ ids: string[][]; distances: Array<Array<number | null>> | null }>(collection, 'query', {
-        query_embeddings: [embedding],
-        n_results: nResults,
-        include: ['distances'],
+    query(collection, embedding, nResults) {
+      return new Promise((resolve, reject) => {
+        const key = `${collection.id}\0${nResults}`;
+        let lane = queryLanes.get(key);
+        if (!lane) queryLanes.set(key, (lane = { busy: false, waiting: [] }));
+        lane.waiting.push({ embedding, resolve, reject });
+        if (!lane.busy) void drainQueries(collection, nResults, key, lane);
       });
-      const ids = result.ids[0] ?? [];
-      const distances = result.distances?.[0] ?? [];
-      return { ids, distances: ids.map((_, i) => distances[i] ?? 1) };
     },
     async delete(collection, ids) {
       await post(collection, 'delete', { ids });

@@ -88,6 +88,7 @@ export const neo4jService: LocalService = {
         '-Xms128m',
         '-Xmx768m',
         '-XX:+UseSerialGC',
+        '-XX:TieredStopAtLevel=1',
         '-cp',
         `${classes}${path.delimiter}${cp}`,
         'Neo4jLauncher',
