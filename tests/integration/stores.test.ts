@@ -137,6 +137,40 @@ describe('chroma', () => {
     await collection.delete({ where: { path: 'src/a.ts' } });
     expect(await collection.count()).toBe(1);
   });
+
+  it('answers concurrent queries coalesced into shared requests, each with its own nearest vectors', async () => {
+    const name = `${t.config.chromaCollectionPrefix}-lanes`;
+    const collection = await t.stores.chroma.client.getOrCreateCollection({ name, embeddingFunction: null, metadata: { 'hnsw:space': 'cosine' } });
+    // 40 vectors, each nearest to itself: one-hot on its own axis plus a little of every other.
+    const dims = 40;
+    const vector = (i: number) => Array.from({ length: dims }, (_, d) => (d === i ? 1 : 0.01 * ((d * 7 + i) % 5)));
+    const ids = Array.from({ length: dims }, (_, i) => `v${i}`);
+    await t.stores.chroma.records.upsert(collection, { ids, embeddings: ids.map((_, i) => vector(i)), metadatas: ids.map((id) => ({ id })) });
+
+    const posted: number[] = [];
+    const spy = (await import('node:http')).default.ClientRequest.prototype;
+    const end = spy.end;
+    spy.end = function (this: { path?: string }, ...args: unknown[]) {
+      if (this.path?.endsWith('/query')) posted.push(1);
+      return (end as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof spy.end;
+    try {
+      const results = await Promise.all(ids.map((_, i) => t.stores.chroma.records.query(collection, vector(i), 3)));
+      results.forEach((r, i) => {
+        expect(r.ids[0]).toBe(`v${i}`);
+        expect(r.ids).toHaveLength(3);
+        expect(r.distances[0]).toBeLessThan(r.distances[1]!);
+      });
+      // The first query goes out alone, the other 39 wait for it and leave together (at most 32 a request).
+      expect(posted.length).toBeGreaterThan(1);
+      expect(posted.length).toBeLessThan(ids.length / 4);
+    } finally {
+      spy.end = end;
+    }
+    // A failing request fails each query waiting on it, with Chroma's reason.
+    await t.stores.chroma.client.deleteCollection({ name });
+    await expect(Promise.all([0, 1, 2].map((i) => t.stores.chroma.records.query(collection, vector(i), 3)))).rejects.toThrow(/chroma query failed \(4\d\d\)/);
+  });
 });
 
 describe('neo4j', () => {

@@ -125,16 +125,21 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
         await job.updateData({ ...(job.data as IndexData), graphScope: resolveScope });
       }
       // Neo4j and Postgres work side by side (two cores); each is idempotent, so a retry redoes both safely.
-      const [{ removedIds }] = await Promise.all([
-        chunks.publish({ runId: job.id!, repositoryId: data.repositoryId, branch: data.branch, commit }),
-        deps.graph.resolveEdges(scope, resolveScope),
+      const publishStarted = performance.now();
+      const took = (started: number) => Math.round(performance.now() - started);
+      const [{ removedIds, postgresMs }, graphMs] = await Promise.all([
+        chunks.publish({ runId: job.id!, repositoryId: data.repositoryId, branch: data.branch, commit }).then((r) => ({ ...r, postgresMs: took(publishStarted) })),
+        deps.graph.resolveEdges(scope, resolveScope).then(() => took(publishStarted)),
       ]);
       // After the commit: a vector left behind by a failure here is not live in Postgres, so no search returns it.
       await deps.vectors.delete({ repositoryId: data.repositoryId, branch: data.branch }, removedIds).catch((err) => logger.warn({ err: errorMessage(err) }, 'could not remove replaced vectors'));
       const branch = await repositories.getBranch(data.repositoryId, data.branch);
       const progress = (job.progress ?? {}) as Partial<IndexProgress>;
       await job.updateProgress({ ...progress, phase: 'done', batchesDone: progress.batchesTotal ?? 0, commit });
-      logger.info({ jobId: job.id, repositoryId: data.repositoryId, branch: data.branch, commit, files: branch?.fileCount, chunks: branch?.chunkCount }, 'index published');
+      logger.info(
+        { jobId: job.id, repositoryId: data.repositoryId, branch: data.branch, commit, files: branch?.fileCount, chunks: branch?.chunkCount, publishMs: took(publishStarted), postgresMs, graphMs },
+        'index published',
+      );
       return {
         repositoryId: data.repositoryId,
         branch: data.branch,
