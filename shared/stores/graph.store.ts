@@ -47,6 +47,13 @@ const SEP = '\u0000';
 /** Files per write transaction: bounded so one huge run never becomes one huge transaction. */
 const FILES_PER_TX = 200;
 const ROWS_PER_TX = 5000;
+/**
+ * Files whose references are resolved per round: each round is five Cypher
+ * round trips whatever its size, so larger rounds are cheaper up to a point.
+ * Measured on a first index of 6,000 files (2 cores): 200 files took 6.5 s,
+ * 1,000 took 4.4 s, 3,000 took 5.6 s (larger reads and writes per transaction).
+ */
+const RESOLVE_FILES = 1000;
 
 const SCHEMA = [
   'CREATE CONSTRAINT pk_repository_id IF NOT EXISTS FOR (r:Repository) REQUIRE r.id IS UNIQUE',
@@ -233,7 +240,7 @@ export function createGraphStore(neo4j: Neo4jConnection, namespace: string) {
      */
     async resolveEdges(scope: Scope, paths: string[]): Promise<{ edges: number }> {
       let edges = 0;
-      for (const group of chunks(paths, FILES_PER_TX)) {
+      for (const group of chunks(paths, RESOLVE_FILES)) {
         const keys = group.map((p) => fileKey(scope, p));
         await write((tx) =>
           tx.run(
