@@ -115,18 +115,23 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
       // every file the run touched and every file importing one of them (their calls may point into them).
       // The scope is kept in the job: publishing clears the staging it comes from, and a retry needs it.
       const scope = { repoId: data.repositoryId, branch: data.branch };
+      const took = (started: number) => Math.round(performance.now() - started);
+      const scopeStarted = performance.now();
       let resolveScope = (job.data as IndexData).graphScope;
       if (!resolveScope) {
         const { written, removed } = await chunks.stagedGraphChanges(job.id!);
-        const dependents = await deps.graph.dependentsOf(scope, [...written, ...removed]);
-        await deps.graph.deleteFiles(scope, removed);
+        // A branch never published before has no graph of its own to keep consistent: nothing outside this
+        // run imports its files, and no placeholder predates it (each import this run wrote still holds its own).
+        const firstIndex = !(await repositories.getBranch(data.repositoryId, data.branch))?.indexedCommit;
+        const dependents = firstIndex ? [] : await deps.graph.dependentsOf(scope, [...written, ...removed]);
+        if (!firstIndex || removed.length > 0) await deps.graph.deleteFiles(scope, removed);
         const gone = new Set(removed);
         resolveScope = [...new Set([...written, ...dependents])].filter((p) => !gone.has(p));
         await job.updateData({ ...(job.data as IndexData), graphScope: resolveScope });
       }
       // Neo4j and Postgres work side by side (two cores); each is idempotent, so a retry redoes both safely.
+      const scopeMs = took(scopeStarted);
       const publishStarted = performance.now();
-      const took = (started: number) => Math.round(performance.now() - started);
       const [{ removedIds, postgresMs }, graphMs] = await Promise.all([
         chunks.publish({ runId: job.id!, repositoryId: data.repositoryId, branch: data.branch, commit }).then((r) => ({ ...r, postgresMs: took(publishStarted) })),
         deps.graph.resolveEdges(scope, resolveScope).then(() => took(publishStarted)),
@@ -137,7 +142,7 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
       const progress = (job.progress ?? {}) as Partial<IndexProgress>;
       await job.updateProgress({ ...progress, phase: 'done', batchesDone: progress.batchesTotal ?? 0, commit });
       logger.info(
-        { jobId: job.id, repositoryId: data.repositoryId, branch: data.branch, commit, files: branch?.fileCount, chunks: branch?.chunkCount, publishMs: took(publishStarted), postgresMs, graphMs },
+        { jobId: job.id, repositoryId: data.repositoryId, branch: data.branch, commit, files: branch?.fileCount, chunks: branch?.chunkCount, scopeMs, publishMs: took(publishStarted), postgresMs, graphMs },
         'index published',
       );
       return {
