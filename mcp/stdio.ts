@@ -9,6 +9,7 @@ import { createJobStatusService } from '../shared/queue/job-status.service.ts';
 import { createSearchService } from '../shared/search/hybrid-search.ts';
 import { createShutdown, onSignals } from '../shared/shutdown.ts';
 import { createMcpServer } from './server.ts';
+import { warmUp } from './warm-up.ts';
 
 /**
  * Composition root of the MCP server over stdio, as IDE agents spawn it.
@@ -27,7 +28,7 @@ async function main(): Promise<void> {
 
   // Whoever can spawn this process can read its config: it acts for the local user, who may read and index.
   const stdioInstances = config.mcpStdioInstances;
-  const server = createMcpServer({
+  const deps = {
     platform,
     search: createSearchService(platform),
     graph: createGraphQueryService(platform),
@@ -35,7 +36,10 @@ async function main(): Promise<void> {
     jobs: createJobStatusService(platform),
     principal: { name: 'stdio', scopes: ['read', 'write'], instances: stdioInstances },
     logger,
-  });
+  } satisfies Parameters<typeof createMcpServer>[0];
+  // The agent's first calls should not pay for cold code, connections and caches (warm-up.ts).
+  await warmUp(createMcpServer(deps), logger);
+  const server = createMcpServer(deps);
 
   const shutdown = createShutdown(
     logger,

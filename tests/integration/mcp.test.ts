@@ -13,12 +13,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerAuth } from '../../api/plugins/auth.plugin.ts';
 import { registerErrorHandler } from '../../api/plugins/error-handler.ts';
 import { mcpHttpRoutes } from '../../mcp/http.routes.ts';
-import { TOOL_NAMES } from '../../mcp/server.ts';
+import { createMcpServer, TOOL_NAMES } from '../../mcp/server.ts';
+import { warmUp } from '../../mcp/warm-up.ts';
 import { PROJECT_ROOT, tsNodeArgs } from '../../scripts/project.ts';
 import { createTokenService } from '../../shared/auth/token.service.ts';
 import { createGraphQueryService } from '../../shared/graph/graph-query.service.ts';
 import { createJobStatusService } from '../../shared/queue/job-status.service.ts';
 import { createGitFixture, type GitFixture } from '../helpers/git-fixture.ts';
+import { silentLogger } from '../helpers/context.ts';
 import { openTestPlatform, waitForJob, type TestPlatform } from '../helpers/platform.ts';
 
 const MATH_TS = `export function add(a: number, b: number): number {
@@ -351,6 +353,33 @@ describe('MCP over stdio', () => {
 
   it('keeps stdout for the protocol: nothing but warnings on stderr', () => {
     expect(stderr).not.toMatch(/"level":(50|60)/);
+  });
+});
+
+describe('stdio warm-up', () => {
+  const deps = (search = t.search) => ({
+    platform: t.platform,
+    search,
+    graph: createGraphQueryService(t.platform),
+    repos: t.repos,
+    jobs: createJobStatusService(t.platform),
+    principal: { name: 'stdio', scopes: ['read' as const], instances: ['*'] },
+    logger: silentLogger,
+  });
+
+  it('searches through a private server, bounded by count and time', async () => {
+    let searched = 0;
+    const counting = { search: (q: Parameters<typeof t.search.search>[0]) => (searched++, t.search.search(q)) };
+    expect(await warmUp(createMcpServer(deps(counting)), silentLogger, { calls: 5, budgetMs: 30_000 })).toMatchObject({ calls: 5 });
+    expect(searched).toBe(5);
+    expect((await warmUp(createMcpServer(deps(counting)), silentLogger, { calls: 5, budgetMs: 0 })).calls).toBe(0);
+    expect(searched).toBe(5);
+  });
+
+  it('never fails start-up: a search that throws ends it early', async () => {
+    const broken = { search: async () => Promise.reject(new Error('postgres is down')) };
+    // The tool answers isError for each call (the agent would see the reason); warm-up carries on and resolves.
+    await expect(warmUp(createMcpServer(deps(broken as unknown as typeof t.search)), silentLogger, { calls: 3, budgetMs: 30_000 })).resolves.toMatchObject({ calls: 3 });
   });
 });
 
