@@ -8,7 +8,7 @@ import { createPlatform } from '../shared/platform.ts';
 import { createJobStatusService } from '../shared/queue/job-status.service.ts';
 import { createSearchService } from '../shared/search/hybrid-search.ts';
 import { createShutdown, onSignals } from '../shared/shutdown.ts';
-import { createMcpServer } from './server.ts';
+import { createMcpServer, type McpDeps } from './server.ts';
 import { warmUp } from './warm-up.ts';
 
 /**
@@ -36,7 +36,7 @@ async function main(): Promise<void> {
     jobs: createJobStatusService(platform),
     principal: { name: 'stdio', scopes: ['read', 'write'], instances: stdioInstances },
     logger,
-  } satisfies Parameters<typeof createMcpServer>[0];
+  } satisfies McpDeps;
   // The agent's first calls should not pay for cold code, connections and caches (warm-up.ts).
   await warmUp(createMcpServer(deps), logger);
   const server = createMcpServer(deps);

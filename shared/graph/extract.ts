@@ -173,8 +173,6 @@ function walk(tree: Parser.Tree, spec: LanguageSpec, ctx: Context): void {
     }
   }
   while (open.length > 0) leave();
-  ctx.depth = 0;
-  ctx.leave();
 }
 
 // ---------------------------------------------------------------------------

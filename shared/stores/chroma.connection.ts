@@ -42,10 +42,8 @@ const REQUEST_TIMEOUT_MS = 60_000;
 /** Queries sent in one request at most: a burst larger than this goes out in several. */
 const MAX_QUERY_BATCH = 32;
 
-interface QueryLane {
-  busy: boolean;
-  waiting: Array<{ embedding: number[]; resolve: (r: { ids: string[]; distances: number[] }) => void; reject: (err: unknown) => void }>;
-}
+/** Queries waiting for one collection and result size; the lane exists while a request of it is in flight. */
+type QueryLane = Array<{ embedding: number[]; resolve: (r: { ids: string[]; distances: number[] }) => void; reject: (err: unknown) => void }>;
 
 /** Float32 little-endian, base64: the encoding Chroma takes for embeddings when it announces `supports_base64_encoding`. */
 function base64Vector(v: number[]): string {
@@ -109,9 +107,8 @@ export function createChromaConnection(options: { url: string; collectionPrefix:
    */
   const queryLanes = new Map<string, QueryLane>();
   async function drainQueries(collection: Collection, nResults: number, key: string, lane: QueryLane): Promise<void> {
-    lane.busy = true;
-    while (lane.waiting.length > 0) {
-      const batch = lane.waiting.splice(0, MAX_QUERY_BATCH);
+    while (lane.length > 0) {
+      const batch = lane.splice(0, MAX_QUERY_BATCH);
       try {
         const result = await post<{ ids: string[][]; distances: Array<Array<number | null>> | null }>(collection, 'query', {
           query_embeddings: batch.map((q) => q.embedding),
@@ -127,7 +124,6 @@ export function createChromaConnection(options: { url: string; collectionPrefix:
         for (const q of batch) q.reject(err);
       }
     }
-    lane.busy = false;
     queryLanes.delete(key);
   }
 
@@ -138,10 +134,14 @@ export function createChromaConnection(options: { url: string; collectionPrefix:
     query(collection, embedding, nResults) {
       return new Promise((resolve, reject) => {
         const key = `${collection.id}\0${nResults}`;
-        let lane = queryLanes.get(key);
-        if (!lane) queryLanes.set(key, (lane = { busy: false, waiting: [] }));
-        lane.waiting.push({ embedding, resolve, reject });
-        if (!lane.busy) void drainQueries(collection, nResults, key, lane);
+        const waiting = queryLanes.get(key);
+        if (waiting) {
+          waiting.push({ embedding, resolve, reject });
+          return;
+        }
+        const lane: QueryLane = [{ embedding, resolve, reject }];
+        queryLanes.set(key, lane);
+        void drainQueries(collection, nResults, key, lane);
       });
     },
     async delete(collection, ids) {

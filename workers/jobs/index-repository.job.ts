@@ -129,8 +129,8 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
         resolveScope = [...new Set([...written, ...dependents])].filter((p) => !gone.has(p));
         await job.updateData({ ...(job.data as IndexData), graphScope: resolveScope });
       }
-      // Neo4j and Postgres work side by side (two cores); each is idempotent, so a retry redoes both safely.
       const scopeMs = took(scopeStarted);
+      // Neo4j and Postgres work side by side (two cores); each is idempotent, so a retry redoes both safely.
       const publishStarted = performance.now();
       const [{ removedIds, postgresMs }, graphMs] = await Promise.all([
         chunks.publish({ runId: job.id!, repositoryId: data.repositoryId, branch: data.branch, commit }).then((r) => ({ ...r, postgresMs: took(publishStarted) })),
