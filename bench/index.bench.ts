@@ -81,8 +81,14 @@ const CHANGE_RUNS = 3;
 const NO_CHANGE_RUNS = 3;
 const SEARCH_CLIENTS = 10;
 const SEARCH_QUERIES = 300;
-/** Untimed queries first: JIT, connection pools and Chroma's HNSW pages all warm up on the first few. */
-const SEARCH_WARMUP = 20;
+/**
+ * A warm-up pass of as many other queries at the same concurrency goes first,
+ * timed but not judged: the searching process's JIT, a pool connection (a
+ * Postgres backend with its own caches and prepared statements) per client and
+ * Chroma's HNSW pages all warm up in it. A search server runs for days; the
+ * target is its steady state, and the warm-up pass is reported beside it.
+ */
+const SEARCH_WARMUP = 300;
 /** Above this many cores of other work on average, a run is flagged as measured on a shared machine. */
 const CONTAMINATED_OTHER_CORES = 0.2;
 const FULL_INDEX_TIMEOUT_MS = 30 * 60_000;
@@ -425,7 +431,7 @@ async function measureChangeToSearchable(ctx: Context, corpus: Corpus) {
  * language (Markdown headings of three words or more, as people phrase
  * questions), both sampled evenly from sorted lists so runs are comparable.
  */
-async function buildQueries(ctx: Context): Promise<{ identifiers: string[]; natural: string[] }> {
+async function buildQueries(ctx: Context): Promise<{ identifiers: string[]; natural: string[]; warmup: SearchQueries }> {
   const pool = ctx.platform.stores.postgres.pool;
   const symbols = await pool.query<{ symbol: string }>(
     `SELECT DISTINCT symbol FROM chunks
@@ -435,21 +441,28 @@ async function buildQueries(ctx: Context): Promise<{ identifiers: string[]; natu
     `SELECT DISTINCT symbol FROM chunks WHERE language = 'markdown' AND symbol ~ '^[A-Za-z][A-Za-z ,''-]+$'
         AND array_length(regexp_split_to_array(trim(symbol), '\\s+'), 1) BETWEEN 3 AND 10 ORDER BY symbol`,
   );
-  const half = SEARCH_QUERIES / 2;
-  const natural = spread(headings.rows.map((r) => r.symbol.trim()), half);
-  const identifiers = spread(symbols.rows.map((r) => r.symbol), SEARCH_QUERIES - natural.length);
-  return { identifiers, natural };
+  // Measured and warm-up queries alternate along each sorted list: disjoint, and alike in what they ask.
+  const natural = split(spread(headings.rows.map((r) => r.symbol.trim()), (SEARCH_QUERIES + SEARCH_WARMUP) / 2));
+  const identifiers = split(spread(symbols.rows.map((r) => r.symbol), SEARCH_QUERIES + SEARCH_WARMUP - natural.measured.length - natural.warmup.length));
+  return { identifiers: identifiers.measured, natural: natural.measured, warmup: { identifiers: identifiers.warmup, natural: natural.warmup } };
 }
 
-async function measureSearch(ctx: Context, { identifiers, natural }: { identifiers: string[]; natural: string[] }) {
-  // Interleaved, so every client sees both kinds throughout.
+interface SearchQueries {
+  identifiers: string[];
+  natural: string[];
+}
+
+function split(xs: string[]): { measured: string[]; warmup: string[] } {
+  return { measured: xs.filter((_, i) => i % 2 === 0), warmup: xs.filter((_, i) => i % 2 === 1) };
+}
+
+/** Both kinds interleaved, so every client sees both throughout; timed at SEARCH_CLIENTS concurrent clients. */
+async function searchPass(ctx: Context, { identifiers, natural }: SearchQueries) {
   const queries: Array<{ text: string; kind: 'identifier' | 'natural' }> = [];
   for (let i = 0; i < Math.max(identifiers.length, natural.length); i++) {
     if (identifiers[i]) queries.push({ text: identifiers[i]!, kind: 'identifier' });
     if (natural[i]) queries.push({ text: natural[i]!, kind: 'natural' });
   }
-  for (const q of queries.slice(0, SEARCH_WARMUP)) await ctx.search.search({ query: q.text });
-
   const { wallMs, timings: calls } = await runConcurrently(queries, SEARCH_CLIENTS, (q) => ctx.search.search({ query: q.text }));
   const failed = calls.find((c) => c.error !== undefined);
   if (failed) throw new Error(failed.error);
@@ -462,9 +475,9 @@ async function measureSearch(ctx: Context, { identifiers, natural }: { identifie
     all: latencyStats(timings.map((t) => t.ms)),
     identifier: latencyStats(timings.filter((t) => t.kind === 'identifier').map((t) => t.ms)),
     natural: latencyStats(timings.filter((t) => t.kind === 'natural').map((t) => t.ms)),
-    examples: { identifier: identifiers.slice(0, 5), natural: natural.slice(0, 5) },
   };
 }
+
 
 /**
  * One client, one query at a time: the whole search call, then its parts
@@ -651,8 +664,14 @@ async function main(): Promise<void> {
     log('search latency…');
     rss.setPhase('search');
     const queries = await buildQueries(ctx);
+    const warmupPass = await searchPass(ctx, queries.warmup);
     const searchStarted = cpuSnapshot('search start', groups);
-    const search = { ...(await measureSearch(ctx, queries)), cores: phaseReports([searchStarted, cpuSnapshot('search end', groups)])[0]!.cores };
+    const search = {
+      ...(await searchPass(ctx, queries)),
+      cores: phaseReports([searchStarted, cpuSnapshot('search end', groups)])[0]!.cores,
+      warmupPass,
+      examples: { identifier: queries.identifiers.slice(0, 5), natural: queries.natural.slice(0, 5) },
+    };
 
     const vmHwmKb = statusKb(workerPid, 'VmHWM') ?? 0;
     const rssStats = rss.stop();
@@ -729,6 +748,10 @@ async function main(): Promise<void> {
         full.children.map((c) => `${c.queue}: ${c.jobs} (${c.failed}${c.failureReasons.length > 0 ? `: ${c.failureReasons.join('; ')}` : ''})`).join(', '),
       ],
       ['search (all / identifier / natural)', `p50 ${search.all.p50Ms}/${search.identifier.p50Ms}/${search.natural.p50Ms} ms, p95 ${search.all.p95Ms}/${search.identifier.p95Ms}/${search.natural.p95Ms} ms, ${search.queriesPerSecond} q/s`],
+      [
+        'search warm-up pass (other queries, right after indexing)',
+        `${search.warmupPass.queries} queries: p50 ${search.warmupPass.all.p50Ms} ms, p95 ${search.warmupPass.all.p95Ms} ms, ${search.warmupPass.queriesPerSecond} q/s`,
+      ],
       [
         'cores in use while searching',
         Object.entries(search.cores)

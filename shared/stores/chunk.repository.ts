@@ -285,10 +285,12 @@ export function createChunkRepository(pg: PostgresConnection) {
     /** The live chunks among `ids`, in no particular order. */
     async liveChunks(ids: string[]): Promise<LiveChunk[]> {
       if (ids.length === 0) return [];
-      const { rows } = await pg.pool.query(
-        `SELECT id, repository_id, branch, path, start_line, end_line, symbol, kind, language, content FROM chunks WHERE id = ANY($1)`,
-        [ids],
-      );
+      // Named: every search runs it, so each connection parses and plans it once.
+      const { rows } = await pg.pool.query({
+        name: 'live-chunks',
+        text: `SELECT id, repository_id, branch, path, start_line, end_line, symbol, kind, language, content FROM chunks WHERE id = ANY($1)`,
+        values: [ids],
+      });
       return rows.map(toLiveChunk);
     },
 

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { spawnDetached, waitUntil } from '../process.ts';
@@ -8,6 +9,16 @@ import { PrerequisiteError, type LocalService, type StackContext } from '../serv
 
 const DB_USER = 'pkmcp';
 const DB_NAME = 'pkmcp';
+
+/**
+ * Postgres's default of 128 MB holds less than one large repository's chunks
+ * (a 6,000-file index is ~150 MB of rows and toast): every search then reads
+ * a sixth of the pages it touches back from the OS cache, evicting others.
+ * An eighth of the machine's memory, between the default and 1 GB.
+ */
+function sharedBuffersMb(): number {
+  return Math.max(128, Math.min(1024, Math.floor(os.totalmem() / 2 ** 20 / 8)));
+}
 
 interface Binaries {
   initdb: string;
@@ -102,7 +113,7 @@ export const postgresService: LocalService = {
 
     const pid = spawnDetached(
       bin.postgres,
-      ['-D', dataDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
+      ['-D', dataDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200', '-c', `shared_buffers=${sharedBuffersMb()}MB`],
       logFile,
       owner ?? {},
     );
