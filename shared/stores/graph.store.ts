@@ -240,6 +240,8 @@ export function createGraphStore(neo4j: Neo4jConnection, namespace: string) {
      */
     async resolveEdges(scope: Scope, paths: string[]): Promise<{ edges: number }> {
       let edges = 0;
+      // Symbols per imported file, read once per call: resolving changes edges, never symbols.
+      const definedIn = new Map<string, Array<{ key: string; name: string; kind: string }>>();
       for (const group of chunks(paths, RESOLVE_FILES)) {
         const keys = group.map((p) => fileKey(scope, p));
         await write((tx) =>
@@ -259,14 +261,28 @@ export function createGraphStore(neo4j: Neo4jConnection, namespace: string) {
            RETURN f.key AS file, s.key AS key, s.name AS name, s.kind AS kind, s.calls AS calls, s.extendsNames AS ext, s.implementsNames AS impl`,
           { keys },
         );
-        const imported = await read<{ file: string; symbols: Array<{ key: string; name: string; kind: string }> }>(
+        // Which files each one imports, then the symbols of each imported file once: a file imported by
+        // hundreds (an index.ts, a utils module) was read and sent once per importer, the longest read here.
+        const links = await read<{ file: string; target: string }>(
           `UNWIND $keys AS key
            MATCH (f:File {key: key})-[:IMPORTS]->(t:File)
-           WITH DISTINCT f, t
-           MATCH (t)-[:DEFINES]->(s:Symbol)
-           RETURN f.key AS file, collect({key: s.key, name: s.name, kind: s.kind}) AS symbols`,
+           RETURN DISTINCT f.key AS file, t.key AS target`,
           { keys },
         );
+        const unread = [...new Set(links.map((l) => l.target))].filter((t) => !definedIn.has(t));
+        for (const t of unread) definedIn.set(t, []);
+        const defined = await read<{ target: string; symbols: Array<{ key: string; name: string; kind: string }> }>(
+          `UNWIND $targets AS key
+           MATCH (t:File {key: key})-[:DEFINES]->(s:Symbol)
+           RETURN t.key AS target, collect({key: s.key, name: s.name, kind: s.kind}) AS symbols`,
+          { targets: unread },
+        );
+        for (const d of defined) definedIn.set(d.target, d.symbols);
+        // Imported files in key order, so a name defined by two of them resolves the same way every time.
+        const imported = [...groupBy(links, (l) => l.file)].map(([file, ls]) => ({
+          file,
+          symbols: ls.map((l) => l.target).sort().flatMap((t) => definedIn.get(t)!),
+        }));
         const rows = resolveReferences(own, imported);
         for (const rel of ['CALLS', 'EXTENDS', 'IMPLEMENTS'] as const) {
           // Distinct pairs (resolveReferences), so edges can be CREATEd: every outgoing edge of these symbols was just deleted.
