@@ -813,7 +813,7 @@ async function main(): Promise<void> {
         machine,
         about: [
           `Corpus: ${corpus.files.length} files (${round(corpus.bytes / 2 ** 20)} MB) from ${corpus.packages} packages in node_modules.`,
-          `Workers: a separate \`workers/main.ts\` process, local embeddings (\`${platform.embeddings.id}\`), WORKER_CONCURRENCY=${config.workerConcurrency}, INDEX_BATCH_CHUNKS=${config.index.batchChunks}.`,
+          `Workers: a separate \`workers/main.ts\` process, local embeddings (\`${platform.embeddings.id}\`), WORKER_CONCURRENCY=${config.workerConcurrency}, INDEX_BATCH_CHUNKS=${config.index.batchChunks}. Search: ${SEARCH_QUERIES} queries (half identifiers, half Markdown headings from the corpus) at ${SEARCH_CLIENTS} concurrent clients in the bench process, after a warm-up pass of ${SEARCH_WARMUP} other queries at the same concurrency (reported below, not judged: the target is a running server's steady state).`,
         ],
         blocks: [
           markdownTable(targetTable),

@@ -675,7 +675,7 @@ async function main(): Promise<void> {
         machine,
         about: [
           `Corpus: ${corpus.files.length} files from ${corpus.packages} packages in node_modules, indexed once by the worker process with local embeddings (\`${platform.embeddings.id}\`).`,
-          `Measured once autovacuum has analyzed the new chunks (the diagnostics show searches before that). Calls: ${queries.length} \`semantic_search\` calls (limit 10), half identifiers and half Markdown headings from the corpus, shared among ${clientCount} concurrent SDK clients; latency from \`callTool\` to its result at the client. HTTP: the real API process (\`api/server.ts\`, 127.0.0.1), clients in the bench process, one read token per client. stdio: one \`mcp/stdio.ts\` process per client, start-up excluded.`,
+          `Measured once autovacuum has analyzed the new chunks (the diagnostics show searches before that). Calls: ${queries.length} \`semantic_search\` calls (limit 10), half identifiers and half Markdown headings from the corpus, shared among ${clientCount} concurrent SDK clients; latency from \`callTool\` to its result at the client. HTTP: the real API process (\`api/server.ts\`, 127.0.0.1), clients in the bench process, one read token per client. stdio: one \`mcp/stdio.ts\` process per client, start-up excluded. Each measured pass follows a warm-up pass of ${warmup.length} other calls at the same concurrency (reported below, not judged: the targets are a running server's steady state).`,
         ],
         blocks: [markdownTable(targetTable), markdownTable(detailRows)],
         jsonFile,
