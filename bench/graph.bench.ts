@@ -64,8 +64,8 @@ const TARGETS = {
 
 const REPO_NAME = 'bench-corpus';
 const QUERY_DEPTH = 2;
-/** Untimed queries first: JIT, connection pools and Neo4j's page cache warm up on the first few. */
-const WARMUP_QUERIES = 20;
+/** Untimed queries before a diagnostic: JIT and Neo4j's plan cache warm up on the first few. */
+const DIAGNOSTIC_WARMUP = 20;
 /** Sequential queries per kind for the one-client breakdown. */
 const DIAGNOSTIC_QUERIES = 60;
 const FULL_INDEX_TIMEOUT_MS = 40 * 60_000;
@@ -308,12 +308,26 @@ function timedQueryService(platform: Platform, parts: Parts) {
   return createGraphQueryService({ ...platform, graph, repositories });
 }
 
-async function measureQueries(platform: Platform, inputs: Awaited<ReturnType<typeof queryInputs>>, clients: number, cpuGroups: CpuGroup[]) {
+/**
+ * Before the measured queries, a warm-up pass of as many other ones at the
+ * same concurrency, timed but not judged: the bench process's JIT, Neo4j's
+ * query plans and page cache and the driver's connection pool warm up in it.
+ * The targets are a running server's steady state; the warm-up pass is
+ * reported beside them.
+ */
+async function measureQueries(
+  platform: Platform,
+  inputs: Awaited<ReturnType<typeof queryInputs>>,
+  warmup: Pick<Awaited<ReturnType<typeof queryInputs>>, 'names' | 'paths'>,
+  clients: number,
+  cpuGroups: CpuGroup[],
+) {
   const service = createGraphQueryService(platform);
   const callers = (name: string) => service.callers(name, { depth: QUERY_DEPTH });
   const dependents = (p: string) => service.dependents(p, { depth: QUERY_DEPTH });
-  for (const q of inputs.names.slice(0, WARMUP_QUERIES)) await callers(q.name).catch(() => undefined);
-  for (const p of inputs.paths.slice(0, WARMUP_QUERIES)) await dependents(p).catch(() => undefined);
+  const warmCallers = await runConcurrently(warmup.names, clients, (q) => callers(q.name));
+  const warmDependents = await runConcurrently(warmup.paths, clients, (p) => dependents(p));
+  const warmupPass = { callers: latencyStats(warmCallers.timings.map((t) => t.ms)), dependents: latencyStats(warmDependents.timings.map((t) => t.ms)) };
 
   // The measured runs: the plain service, as the API and MCP tools use it.
   let cpu = measureCpu(cpuGroups);
@@ -387,6 +401,7 @@ async function measureQueries(platform: Platform, inputs: Awaited<ReturnType<typ
       cpu: dependentsCpu,
     },
     errors: { count: errors.length, first: [...new Set(errors)].slice(0, 5) },
+    warmupPass,
     breakdown: { concurrent: concurrentParts, oneClient: oneClientParts },
   };
 }
@@ -465,7 +480,7 @@ async function callersDiagnostics(platform: Platform, repositoryId: number, name
   const plans = await queryPlans(platform, sample, paths[0]!);
   const params = (name: string) => ({ targets: [{ repoId: platform.graph.repoKey(repositoryId), branch: CORPUS_BRANCH }], name });
   const nameOnly = (name: string) => driver.executeQuery(nameOnlyCallersCypher(), params(name), { database, routing: 'READ' });
-  for (const q of names.slice(0, WARMUP_QUERIES)) await nameOnly(q.name);
+  for (const q of names.slice(0, DIAGNOSTIC_WARMUP)) await nameOnly(q.name);
   const one = await runConcurrently(spread(names, DIAGNOSTIC_QUERIES), 1, (q) => nameOnly(q.name));
   const concurrent = await runConcurrently(names, clients, (q) => nameOnly(q.name));
   return {
@@ -528,10 +543,13 @@ async function main(): Promise<void> {
     await worker.stop('SIGTERM');
 
     log('(c) query latency…');
-    const inputs = await queryInputs(a.platform, runA.repositoryId, queries);
+    // Twice the queries: every other one (by pairs of names, so both kinds) for the warm-up pass.
+    const drawn = await queryInputs(a.platform, runA.repositoryId, queries * 2);
+    const inputs = { ...drawn, names: drawn.names.filter((_, i) => Math.floor(i / 2) % 2 === 0), paths: drawn.paths.filter((_, i) => i % 2 === 0) };
+    const warmup = { names: drawn.names.filter((_, i) => Math.floor(i / 2) % 2 === 1), paths: drawn.paths.filter((_, i) => i % 2 === 1) };
     await waitForQuietMachine(BENCH);
     const cpuGroups: CpuGroup[] = [...stack, { name: 'bench', pids: [process.pid], withDescendants: false }];
-    const q = await measureQueries(a.platform, inputs, clients, cpuGroups);
+    const q = await measureQueries(a.platform, inputs, warmup, clients, cpuGroups);
     log('(c) diagnostics: query plans, callers from an index seek…');
     const callersDiag = await callersDiagnostics(a.platform, runA.repositoryId, inputs.names, inputs.paths, clients);
     log(`(c) callers p50 ${q.callers.latency.p50Ms} p95 ${q.callers.latency.p95Ms} ms; dependents p50 ${q.dependents.latency.p50Ms} p95 ${q.dependents.latency.p95Ms} ms`);
@@ -647,6 +665,7 @@ async function main(): Promise<void> {
       ['(c) inputs', `${q.inputs.distinctSymbolNames} symbol names (${q.inputs.calledSymbolNames} with callers), ${q.inputs.filesWithDependents} files with dependents`],
       ['(c) callers, all / any symbol / called symbol', `${s(q.callers.latency)} / p95 ${q.callers.anySymbol.p95Ms} / p95 ${q.callers.calledSymbol.p95Ms} ms; ${q.callers.queriesPerSecond} q/s; ${q.callers.emptyResults} empty`],
       ['(c) dependents', `${s(q.dependents.latency)}; ${q.dependents.queriesPerSecond} q/s; ${q.dependents.emptyResults} empty`],
+      ['(c) warm-up pass (other queries, same concurrency, not judged): callers / dependents', `${s(q.warmupPass.callers)} / ${s(q.warmupPass.dependents)}`],
       ['(c) callers parts, 10 clients: Postgres / Neo4j', `p95 ${q.breakdown.concurrent.callers.postgres.p95Ms} / ${q.breakdown.concurrent.callers.neo4j.p95Ms} ms`],
       ['(c) dependents parts, 10 clients: Postgres / Neo4j', `p95 ${q.breakdown.concurrent.dependents.postgres.p95Ms} / ${q.breakdown.concurrent.dependents.neo4j.p95Ms} ms`],
       ['(c) one client: callers / dependents', `p50 ${q.breakdown.oneClient.callers.total.p50Ms} / ${q.breakdown.oneClient.dependents.total.p50Ms} ms, p95 ${q.breakdown.oneClient.callers.total.p95Ms} / ${q.breakdown.oneClient.dependents.total.p95Ms} ms`],
@@ -672,7 +691,7 @@ async function main(): Promise<void> {
         machine,
         about: [
           `Corpus: ${corpus.files.length} files (${round(corpus.bytes / 2 ** 20)} MB) from ${corpus.packages} packages in node_modules; local embeddings (\`${a.platform.embeddings.id}\`), WORKER_CONCURRENCY=${a.config.workerConcurrency}.`,
-          '(a) and (c): workers as a separate `workers/main.ts` process. (b): workers in the bench process, with and without the graph extractor.',
+          '(a) and (c): workers as a separate `workers/main.ts` process. (b): workers in the bench process, with and without the graph extractor. (c): the measured queries follow a warm-up pass of as many other ones at the same concurrency (reported, not judged: the targets are a running server\'s steady state).',
         ],
         blocks: [markdownTable(targetTable), markdownTable(detailRows)],
         jsonFile,
