@@ -120,6 +120,16 @@ export function openGitWorkspace(options: { root: string; key: string; source: s
       // Bare, no checkout, no tags: only commits, trees and blobs of the branches we fetch.
       await simpleGit({ ...GIT_OPTIONS, baseDir: options.root }).env(env).raw(['init', '--bare', '--quiet', dir]);
       await git().raw(['remote', 'add', 'origin', options.source]);
+      if (path.isAbsolute(options.source)) {
+        // A folder on this machine: the objects it has not packed yet (all of them in a freshly committed or
+        // imported repository) travel without a delta search and with fast compression. Measured on 2 cores,
+        // a first fetch of a 6,000-file repository of loose objects: 1.9 → 1.3 s, the mirror 8 → 9 MB. Objects
+        // the source has packed are sent as they are either way.
+        // simple-git guards this setting (a remote's upload-pack is a command git runs); this one is a constant.
+        await simpleGit({ ...GIT_OPTIONS, baseDir: dir, unsafe: { allowUnsafePack: true } })
+          .env(env)
+          .raw(['config', 'remote.origin.uploadpack', 'git -c pack.window=0 -c pack.compression=1 upload-pack']);
+      }
     } catch (err) {
       await rm(dir, { recursive: true, force: true });
       throw explainGitFailure(String((err as Error).message), shown);
