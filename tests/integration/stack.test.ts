@@ -1,13 +1,14 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import getPort from 'get-port';
 import { describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../scripts/project.ts';
-import { isAlive } from '../../scripts/stack/process.ts';
+import { isAlive, which } from '../../scripts/stack/process.ts';
 import { stackDown, stackStatus, stackUp } from '../../scripts/stack/stack.ts';
+import { createChromaConnection } from '../../shared/stores/chroma.connection.ts';
 import { testConfig } from '../helpers/context.ts';
 
 /** Environment that points three stores at the running ones, so only Redis is local to the test. */
@@ -57,6 +58,45 @@ describe('local stack', () => {
     } finally {
       await stackDown({ projectRoot: PROJECT_ROOT, env });
       blocker.close();
+    }
+  });
+
+  it.skipIf(!which('sqlite3'))('a restarted Chroma loses the folders of collections deleted before, and keeps the rest', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'pk-stack-'));
+    const c = testConfig();
+    // Chroma local to the test; the other stores are the running ones.
+    const env = { ...onlyRedisEnv(dataDir), CHROMA_URL: '', REDIS_URL: c.redisUrl, STACK_CHROMA_PORT: String(await getPort({ host: '127.0.0.1' })) };
+    const segmentDirs = () => readdirSync(path.join(dataDir, 'chroma')).filter((n) => /^[0-9a-f-]{36}$/.test(n)).sort();
+    const vectors = (n: number, seed: number) => Array.from({ length: n }, (_, i) => [Math.sin(i + seed), Math.cos(i * 0.5 + seed), ((i * 7 + seed) % 13) / 13]);
+    const logs: string[] = [];
+    try {
+      let up = await stackUp({ projectRoot: PROJECT_ROOT, env, log: (m) => logs.push(m) });
+      let url = up.find((r) => r.name === 'chroma')!.url!;
+      let chroma = createChromaConnection({ url, collectionPrefix: 'gc' });
+      const before = segmentDirs();
+      const kept = await chroma.client.createCollection({ name: 'gc-kept', embeddingFunction: null });
+      const gone = await chroma.client.createCollection({ name: 'gc-gone', embeddingFunction: null });
+      // More vectors than Chroma's sync threshold (1,000), so each collection's HNSW index is written to its folder.
+      for (const [col, seed] of [[kept, 1], [gone, 2]] as const) {
+        const embeddings = vectors(1200, seed);
+        await chroma.records.upsert(col, { ids: embeddings.map((_, i) => `v${i}`), embeddings, metadatas: embeddings.map((_, i) => ({ i })) });
+      }
+      await expect.poll(() => segmentDirs().length - before.length, { timeout: 20_000 }).toBe(2);
+      const withBoth = segmentDirs();
+      await chroma.client.deleteCollection({ name: 'gc-gone' });
+      expect(segmentDirs()).toEqual(withBoth); // Chroma itself leaves the folder behind
+
+      await stackDown({ projectRoot: PROJECT_ROOT, env });
+      up = await stackUp({ projectRoot: PROJECT_ROOT, env, log: (m) => logs.push(m) });
+      expect(logs.join('\n')).toMatch(/chroma: removed 1 folder\(s\) of deleted collections/);
+      expect(segmentDirs()).toHaveLength(withBoth.length - 1);
+      url = up.find((r) => r.name === 'chroma')!.url!;
+      chroma = createChromaConnection({ url, collectionPrefix: 'gc' });
+      const again = await chroma.client.getCollection({ name: 'gc-kept', embeddingFunction: null } as never);
+      const hit = await chroma.records.query(again, vectors(1200, 1)[42]!, 1);
+      expect(hit.ids).toEqual(['v42']);
+    } finally {
+      await stackDown({ projectRoot: PROJECT_ROOT, env });
     }
   });
 

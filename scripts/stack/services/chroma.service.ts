@@ -3,6 +3,7 @@ import path from 'node:path';
 import { packageDir } from '../../project.ts';
 import { spawnDetached } from '../process.ts';
 import { PrerequisiteError, type LocalService } from '../service.ts';
+import { removeDeletedSegments } from './chroma-segments.ts';
 
 /** The chromadb package's own CLI runs a real Chroma server (Rust core, via native bindings). */
 function chromaCli(): string {
@@ -30,6 +31,9 @@ export const chromaService: LocalService = {
   async start(ctx, port) {
     const dir = path.join(ctx.dataDir, 'chroma');
     mkdirSync(dir, { recursive: true });
+    const gc = removeDeletedSegments(dir);
+    if ('skipped' in gc) ctx.log(`chroma: left the folders of deleted collections in place (${gc.skipped})`);
+    else if (gc.removed > 0) ctx.log(`chroma: removed ${gc.removed} folder(s) of deleted collections (${Math.round(gc.bytes / 2 ** 20)} MB)`);
     const pid = spawnDetached(
       process.execPath,
       [chromaCli(), 'run', '--path', dir, '--host', '127.0.0.1', '--port', String(port)],
