@@ -53,6 +53,7 @@ import {
 import { measureCpu, stackGroups, type CpuGroup } from './lib/cpu.ts';
 import { buildCorpus, corpusSummary, CORPUS_BRANCH, MIN_CORPUS_FILES, type Corpus } from './lib/corpus.ts';
 import { childrenOfRun, openIsolatedPlatform, waitForIndexJob, type IsolatedPlatform, type RunChildren } from './lib/isolated.ts';
+import { alternate } from './lib/search-queries.ts';
 
 const BENCH = 'graph-bench';
 const log = (m: string) => logAs(BENCH, m);
@@ -543,10 +544,12 @@ async function main(): Promise<void> {
     await worker.stop('SIGTERM');
 
     log('(c) query latency…');
-    // Twice the queries: every other one (by pairs of names, so both kinds) for the warm-up pass.
+    // Twice the queries: every other one for the warm-up pass (names by pairs: they interleave two kinds).
     const drawn = await queryInputs(a.platform, runA.repositoryId, queries * 2);
-    const inputs = { ...drawn, names: drawn.names.filter((_, i) => Math.floor(i / 2) % 2 === 0), paths: drawn.paths.filter((_, i) => i % 2 === 0) };
-    const warmup = { names: drawn.names.filter((_, i) => Math.floor(i / 2) % 2 === 1), paths: drawn.paths.filter((_, i) => i % 2 === 1) };
+    const names = alternate(drawn.names, 2);
+    const paths = alternate(drawn.paths);
+    const inputs = { ...drawn, names: names.measured, paths: paths.measured };
+    const warmup = { names: names.warmup, paths: paths.warmup };
     await waitForQuietMachine(BENCH);
     const cpuGroups: CpuGroup[] = [...stack, { name: 'bench', pids: [process.pid], withDescendants: false }];
     const q = await measureQueries(a.platform, inputs, warmup, clients, cpuGroups);

@@ -46,7 +46,6 @@ import {
   round,
   runConcurrently,
   sleep,
-  spread,
   table,
   targetRows,
   textReport,
@@ -56,6 +55,7 @@ import {
 import { coresBetween, groupSeconds, processTable, stackGroups, type CpuGroup, type CpuTicks } from './lib/cpu.ts';
 import { buildCorpus, corpusSummary, CORPUS_BRANCH, git, MIN_CORPUS_FILES, type Corpus } from './lib/corpus.ts';
 import { jobsOfRun, openIsolatedPlatform, summarizeJobs, waitForIndexJob, type IsolatedPlatform } from './lib/isolated.ts';
+import { corpusSearchQueries, type SearchQuery } from './lib/search-queries.ts';
 
 const BENCH = 'bench';
 const log = (m: string) => logAs(BENCH, m);
@@ -81,14 +81,13 @@ const CHANGE_RUNS = 3;
 const NO_CHANGE_RUNS = 3;
 const SEARCH_CLIENTS = 10;
 const SEARCH_QUERIES = 300;
-/**
+/*
  * A warm-up pass of as many other queries at the same concurrency goes first,
  * timed but not judged: the searching process's JIT, a pool connection (a
  * Postgres backend with its own caches and prepared statements) per client and
  * Chroma's HNSW pages all warm up in it. A search server runs for days; the
  * target is its steady state, and the warm-up pass is reported beside it.
  */
-const SEARCH_WARMUP = 300;
 /** Above this many cores of other work on average, a run is flagged as measured on a shared machine. */
 const CONTAMINATED_OTHER_CORES = 0.2;
 const FULL_INDEX_TIMEOUT_MS = 30 * 60_000;
@@ -426,43 +425,8 @@ async function measureChangeToSearchable(ctx: Context, corpus: Corpus) {
   };
 }
 
-/**
- * Half identifier queries (symbol names the chunker found), half natural
- * language (Markdown headings of three words or more, as people phrase
- * questions), both sampled evenly from sorted lists so runs are comparable.
- */
-async function buildQueries(ctx: Context): Promise<{ identifiers: string[]; natural: string[]; warmup: SearchQueries }> {
-  const pool = ctx.platform.stores.postgres.pool;
-  const symbols = await pool.query<{ symbol: string }>(
-    `SELECT DISTINCT symbol FROM chunks
-      WHERE symbol ~ '^[A-Za-z_$][A-Za-z0-9_$.]{3,40}$' AND coalesce(language, '') <> 'markdown' ORDER BY symbol`,
-  );
-  const headings = await pool.query<{ symbol: string }>(
-    `SELECT DISTINCT symbol FROM chunks WHERE language = 'markdown' AND symbol ~ '^[A-Za-z][A-Za-z ,''-]+$'
-        AND array_length(regexp_split_to_array(trim(symbol), '\\s+'), 1) BETWEEN 3 AND 10 ORDER BY symbol`,
-  );
-  // Measured and warm-up queries alternate along each sorted list: disjoint, and alike in what they ask.
-  const natural = split(spread(headings.rows.map((r) => r.symbol.trim()), (SEARCH_QUERIES + SEARCH_WARMUP) / 2));
-  const identifiers = split(spread(symbols.rows.map((r) => r.symbol), SEARCH_QUERIES + SEARCH_WARMUP - natural.measured.length - natural.warmup.length));
-  return { identifiers: identifiers.measured, natural: natural.measured, warmup: { identifiers: identifiers.warmup, natural: natural.warmup } };
-}
-
-interface SearchQueries {
-  identifiers: string[];
-  natural: string[];
-}
-
-function split(xs: string[]): { measured: string[]; warmup: string[] } {
-  return { measured: xs.filter((_, i) => i % 2 === 0), warmup: xs.filter((_, i) => i % 2 === 1) };
-}
-
-/** Both kinds interleaved, so every client sees both throughout; timed at SEARCH_CLIENTS concurrent clients. */
-async function searchPass(ctx: Context, { identifiers, natural }: SearchQueries) {
-  const queries: Array<{ text: string; kind: 'identifier' | 'natural' }> = [];
-  for (let i = 0; i < Math.max(identifiers.length, natural.length); i++) {
-    if (identifiers[i]) queries.push({ text: identifiers[i]!, kind: 'identifier' });
-    if (natural[i]) queries.push({ text: natural[i]!, kind: 'natural' });
-  }
+/** One pass of queries at SEARCH_CLIENTS concurrent clients. */
+async function searchPass(ctx: Context, queries: SearchQuery[]) {
   const { wallMs, timings: calls } = await runConcurrently(queries, SEARCH_CLIENTS, (q) => ctx.search.search({ query: q.text }));
   const failed = calls.find((c) => c.error !== undefined);
   if (failed) throw new Error(failed.error);
@@ -477,7 +441,6 @@ async function searchPass(ctx: Context, { identifiers, natural }: SearchQueries)
     natural: latencyStats(timings.filter((t) => t.kind === 'natural').map((t) => t.ms)),
   };
 }
-
 
 /**
  * One client, one query at a time: the whole search call, then its parts
@@ -663,14 +626,15 @@ async function main(): Promise<void> {
     // (6)
     log('search latency…');
     rss.setPhase('search');
-    const queries = await buildQueries(ctx);
+    const queries = await corpusSearchQueries(platform.stores.postgres.pool, SEARCH_QUERIES);
+    const textsOf = (kind: SearchQuery['kind']) => queries.measured.filter((q) => q.kind === kind).map((q) => q.text);
     const warmupPass = await searchPass(ctx, queries.warmup);
     const searchStarted = cpuSnapshot('search start', groups);
     const search = {
-      ...(await searchPass(ctx, queries)),
+      ...(await searchPass(ctx, queries.measured)),
       cores: phaseReports([searchStarted, cpuSnapshot('search end', groups)])[0]!.cores,
       warmupPass,
-      examples: { identifier: queries.identifiers.slice(0, 5), natural: queries.natural.slice(0, 5) },
+      examples: { identifier: textsOf('identifier').slice(0, 5), natural: textsOf('natural').slice(0, 5) },
     };
 
     const vmHwmKb = statusKb(workerPid, 'VmHWM') ?? 0;
@@ -682,7 +646,7 @@ async function main(): Promise<void> {
     if (!values['no-diagnostics']) {
       log('diagnostics: search parts, one query at a time…');
       const every = (xs: string[]) => xs.filter((_, i) => i % 5 === 0);
-      searchParts = await measureSearchParts(ctx, [...every(queries.identifiers), ...every(queries.natural)]);
+      searchParts = await measureSearchParts(ctx, [...every(textsOf('identifier')), ...every(textsOf('natural'))]);
       log('diagnostics: chunking, local embedding, Chroma upsert, one stage at a time…');
       stages = await measureStages(ctx, corpus);
     }
@@ -813,7 +777,7 @@ async function main(): Promise<void> {
         machine,
         about: [
           `Corpus: ${corpus.files.length} files (${round(corpus.bytes / 2 ** 20)} MB) from ${corpus.packages} packages in node_modules.`,
-          `Workers: a separate \`workers/main.ts\` process, local embeddings (\`${platform.embeddings.id}\`), WORKER_CONCURRENCY=${config.workerConcurrency}, INDEX_BATCH_CHUNKS=${config.index.batchChunks}. Search: ${SEARCH_QUERIES} queries (half identifiers, half Markdown headings from the corpus) at ${SEARCH_CLIENTS} concurrent clients in the bench process, after a warm-up pass of ${SEARCH_WARMUP} other queries at the same concurrency (reported below, not judged: the target is a running server's steady state).`,
+          `Workers: a separate \`workers/main.ts\` process, local embeddings (\`${platform.embeddings.id}\`), WORKER_CONCURRENCY=${config.workerConcurrency}, INDEX_BATCH_CHUNKS=${config.index.batchChunks}. Search: ${SEARCH_QUERIES} queries (half identifiers, half Markdown headings from the corpus) at ${SEARCH_CLIENTS} concurrent clients in the bench process, after a warm-up pass of ${queries.warmup.length} other queries at the same concurrency (reported below, not judged: the target is a running server's steady state).`,
         ],
         blocks: [
           markdownTable(targetTable),

@@ -70,6 +70,7 @@ import {
 import { measureCpu, stackGroups, type CpuGroup } from './lib/cpu.ts';
 import { buildCorpus, corpusSummary, CORPUS_BRANCH, MIN_CORPUS_FILES } from './lib/corpus.ts';
 import { openIsolatedPlatform, waitForIndexJob, type IsolatedPlatform } from './lib/isolated.ts';
+import { corpusSearchQueries, type SearchQuery } from './lib/search-queries.ts';
 import { spawnEntry } from '../tests/helpers/processes.ts';
 
 const BENCH = 'mcp-bench';
@@ -92,54 +93,12 @@ type ToolResult = CallToolResult & { structuredContent?: { results?: unknown[] }
 // Queries drawn from the corpus
 // ---------------------------------------------------------------------------
 
-interface Query {
-  text: string;
-  kind: 'identifier' | 'natural';
-}
-
-/**
- * Half identifiers (symbol names the chunker found), half natural language
- * (Markdown headings of three to ten words, as people phrase questions),
- * sampled evenly from sorted lists and interleaved; the warm-up queries are
- * others from the same lists.
- */
-async function buildQueries(platform: Platform, n: number, warmup: number): Promise<{ measured: Query[]; warmup: Query[] }> {
-  const pool = platform.stores.postgres.pool;
-  const symbols = await pool.query<{ symbol: string }>(
-    `SELECT DISTINCT symbol FROM chunks
-      WHERE symbol ~ '^[A-Za-z_$][A-Za-z0-9_$.]{3,40}$' AND coalesce(language, '') <> 'markdown' ORDER BY symbol`,
-  );
-  const headings = await pool.query<{ symbol: string }>(
-    `SELECT DISTINCT symbol FROM chunks WHERE language = 'markdown' AND symbol ~ '^[A-Za-z][A-Za-z ,''-]+$'
-        AND array_length(regexp_split_to_array(trim(symbol), '\\s+'), 1) BETWEEN 3 AND 10 ORDER BY symbol`,
-  );
-  const total = n + warmup;
-  const natural = spread(headings.rows.map((r) => r.symbol.trim()), Math.floor(total / 2));
-  const identifiers = spread(symbols.rows.map((r) => r.symbol), total - natural.length);
-  // Each kind split on its own (warm-up picks evenly spaced through it), so both passes get both kinds.
-  const split = (xs: string[]) => {
-    const k = Math.round((xs.length * warmup) / total);
-    const warm = new Set(Array.from({ length: k }, (_, j) => Math.floor((j * xs.length) / k)));
-    return { warmup: xs.filter((_, i) => warm.has(i)), measured: xs.filter((_, i) => !warm.has(i)) };
-  };
-  const ids = split(identifiers);
-  const nat = split(natural);
-  const interleave = (a: string[], b: string[]): Query[] => {
-    const out: Query[] = [];
-    for (let i = 0; i < Math.max(a.length, b.length); i++) {
-      if (a[i]) out.push({ text: a[i]!, kind: 'identifier' });
-      if (b[i]) out.push({ text: b[i]!, kind: 'natural' });
-    }
-    return out;
-  };
-  return { warmup: interleave(ids.warmup, nat.warmup).slice(0, warmup), measured: interleave(ids.measured, nat.measured).slice(0, n) };
-}
 
 // ---------------------------------------------------------------------------
 // Running MCP clients
 // ---------------------------------------------------------------------------
 
-async function callSearch(client: Client, q: Query): Promise<{ isError: boolean; results: number }> {
+async function callSearch(client: Client, q: SearchQuery): Promise<{ isError: boolean; results: number }> {
   const r = (await client.callTool({ name: 'semantic_search', arguments: { query: q.text, limit: 10 } })) as ToolResult;
   return { isError: r.isError === true, results: r.structuredContent?.results?.length ?? 0 };
 }
@@ -153,7 +112,7 @@ async function callSearch(client: Client, q: Query): Promise<{ isError: boolean;
  * caches and no prepared statements yet). A server runs for days; the target
  * is its steady state, and the warm-up pass is reported beside it.
  */
-async function measureClients(clients: Client[], queries: Query[], warmup: Query[], cpuGroups: CpuGroup[] = [], beforeMeasured?: () => void) {
+async function measureClients(clients: Client[], queries: SearchQuery[], warmup: SearchQuery[], cpuGroups: CpuGroup[] = [], beforeMeasured?: () => void) {
   const warm = await runConcurrently(warmup, clients.length, (q, i) => callSearch(clients[i]!, q));
   const warmFailed = warm.timings.find((t) => t.error);
   if (warmFailed) throw new Error(`warm-up call failed: ${warmFailed.error}`);
@@ -179,7 +138,7 @@ async function measureClients(clients: Client[], queries: Query[], warmup: Query
   };
 }
 
-async function oneClient(client: Client, queries: Query[]) {
+async function oneClient(client: Client, queries: SearchQuery[]) {
   const times: number[] = [];
   for (const q of queries) {
     const t = performance.now();
@@ -322,7 +281,7 @@ async function closeHttp(clients: Client[]): Promise<void> {
  * query embedding, Chroma's nearest neighbours in the branch's collection and
  * Postgres full text, at the depth the search service uses for limit 10.
  */
-async function retrieversOneAtATime(platform: Platform, repositoryId: number, queries: Query[]) {
+async function retrieversOneAtATime(platform: Platform, repositoryId: number, queries: SearchQuery[]) {
   const filter = { repositoryBranches: [{ repositoryId, branch: CORPUS_BRANCH }] };
   const depth = 40; // hybrid-search fetches limit × 4 candidates from each retriever
   const embedding: number[] = [];
@@ -419,7 +378,7 @@ async function fullTextPlans(platform: Platform, repositoryId: number, query: st
 }
 
 /** One client, one search at a time through the search service: the cost of a search with nothing queued. */
-async function probeSearch(platform: Platform, repositoryId: number, queries: Query[]) {
+async function probeSearch(platform: Platform, repositoryId: number, queries: SearchQuery[]) {
   const search = createSearchService(platform);
   const times: number[] = [];
   for (const q of queries) {
@@ -494,7 +453,7 @@ async function main(): Promise<void> {
     log(`indexed ${index.files} files, ${index.chunks} chunks in ${index.wallMs} ms`);
     await worker.stop('SIGTERM');
 
-    const { measured: queries, warmup } = await buildQueries(platform, queryCount, queryCount);
+    const { measured: queries, warmup } = await corpusSearchQueries(platform.stores.postgres.pool, queryCount);
     log(`${queries.length} queries (${queries.filter((q) => q.kind === 'identifier').length} identifiers), ${warmup.length} for warm-up`);
 
     // Right after the bulk load Postgres has no statistics for the new rows; searches then are not
@@ -521,7 +480,6 @@ async function main(): Promise<void> {
     const httpConnectMs = round(performance.now() - t);
     log(`http: ${clientCount} clients connected in ${httpConnectMs} ms; measuring…`);
     const http = await measureClients(httpClients, queries, warmup, [...stack, { name: 'API process', pids: [apiProc.pid], withDescendants: false }, benchGroup]);
-    const httpCpu = http.cpu;
     const httpOneClient = await oneClient(httpClients[0]!, spread(queries, ONE_CLIENT_QUERIES));
     log(`http: p50 ${http.all.p50Ms} ms, p95 ${http.all.p95Ms} ms (${http.callsPerSecond} calls/s); one client p50 ${httpOneClient.p50Ms} ms`);
     await closeHttp(httpClients);
@@ -566,7 +524,6 @@ async function main(): Promise<void> {
       { name: `stdio servers (${serverPids.length})`, pids: serverPids, withDescendants: true },
       { ...benchGroup, name: 'bench (clients)' },
     ]);
-    const stdioCpu = stdio.cpu;
     const stdioOneClient = await oneClient(stdioClients[0]!, spread(queries, ONE_CLIENT_QUERIES));
     log(`stdio: p50 ${stdio.all.p50Ms} ms, p95 ${stdio.all.p95Ms} ms (${stdio.callsPerSecond} calls/s); one client p50 ${stdioOneClient.p50Ms} ms`);
     await Promise.all(stdioClients.map((c) => c.close().catch(() => undefined)));
@@ -585,7 +542,6 @@ async function main(): Promise<void> {
     api = instrumented.app;
     httpClients = await connectHttp(instrumented.url, tokens);
     const httpInstrumented = await measureClients(httpClients, queries, warmup, [...stack, benchGroup], () => timer.reset());
-    const instrumentedCpu = httpInstrumented.cpu;
     const concurrentParts = timer.report();
     timer.reset();
     await oneClient(httpClients[0]!, spread(queries, ONE_CLIENT_QUERIES));
@@ -617,12 +573,12 @@ async function main(): Promise<void> {
       index,
       queries: { measured: queries.length, warmup: warmup.length, examples: queries.slice(0, 6).map((q) => q.text) },
       targets,
-      http: { connectMs: httpConnectMs, ...http, oneClient: httpOneClient, cpu: httpCpu },
-      stdio: { startAndConnectMs: stdioStartMs, connectPerClient: latencyStats(connectTimes), ...stdio, oneClient: stdioOneClient, cpu: stdioCpu },
+      http: { connectMs: httpConnectMs, ...http, oneClient: httpOneClient },
+      stdio: { startAndConnectMs: stdioStartMs, connectPerClient: latencyStats(connectTimes), ...stdio, oneClient: stdioOneClient },
       diagnostics: {
         postgresState: { afterIndex, settle, settled },
         searchServiceWithoutMcp: { clients: clientCount, ...directStats, callsPerSecond: round(direct.timings.length / (direct.wallMs / 1000)) },
-        httpInstrumented: { all: httpInstrumented.all, parts: concurrentParts, cpu: instrumentedCpu },
+        httpInstrumented: { all: httpInstrumented.all, parts: concurrentParts, cpu: httpInstrumented.cpu },
         httpOneClientParts: oneClientParts,
         retrieversOneAtATime: alone,
       },
@@ -641,12 +597,12 @@ async function main(): Promise<void> {
       ['HTTP, 10 clients (all / identifier / natural)', `${s(http.all)} / p95 ${http.identifier.p95Ms} / p95 ${http.natural.p95Ms} ms; ${http.callsPerSecond} calls/s; ${http.toolErrors} no-result answers, ${http.failures} failures`],
       ['HTTP, warm-up pass (other queries, API process just started)', `${s(http.warmupPass.all)}; ${http.warmupPass.callsPerSecond} calls/s`],
       ['HTTP, one client', s(httpOneClient)],
-      ['HTTP, CPU during the 10-client run (cores)', cores(httpCpu.cores)],
+      ['HTTP, CPU during the 10-client run (cores)', cores(http.cpu.cores)],
       ['stdio, 10 clients (all / identifier / natural)', `${s(stdio.all)} / p95 ${stdio.identifier.p95Ms} / p95 ${stdio.natural.p95Ms} ms; ${stdio.callsPerSecond} calls/s; ${stdio.toolErrors} no-result answers, ${stdio.failures} failures`],
       ['stdio, warm-up pass (other queries, servers just warmed by their own start-up)', `${s(stdio.warmupPass.all)}; ${stdio.warmupPass.callsPerSecond} calls/s`],
       ['stdio, one client', s(stdioOneClient)],
       ['stdio, start-up + connect (excluded above)', `${stdioStartMs} ms for all ${clientCount}; per client ${s(latencyStats(connectTimes))}`],
-      ['stdio, CPU during the 10-client run (cores)', cores(stdioCpu.cores)],
+      ['stdio, CPU during the 10-client run (cores)', cores(stdio.cpu.cores)],
       ['search service without MCP, 10 clients', `${s(directStats)}`],
       [
         'one-client search right after the index / once chunks is analyzed',

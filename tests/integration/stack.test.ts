@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,6 +7,7 @@ import getPort from 'get-port';
 import { describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../scripts/project.ts';
 import { isAlive, which } from '../../scripts/stack/process.ts';
+import { SEGMENT_DIR } from '../../scripts/stack/services/chroma-segments.ts';
 import { stackDown, stackStatus, stackUp } from '../../scripts/stack/stack.ts';
 import { createChromaConnection } from '../../shared/stores/chroma.connection.ts';
 import { testConfig } from '../helpers/context.ts';
@@ -66,7 +67,7 @@ describe('local stack', () => {
     const c = testConfig();
     // Chroma local to the test; the other stores are the running ones.
     const env = { ...onlyRedisEnv(dataDir), CHROMA_URL: '', REDIS_URL: c.redisUrl, STACK_CHROMA_PORT: String(await getPort({ host: '127.0.0.1' })) };
-    const segmentDirs = () => readdirSync(path.join(dataDir, 'chroma')).filter((n) => /^[0-9a-f-]{36}$/.test(n)).sort();
+    const segmentDirs = () => readdirSync(path.join(dataDir, 'chroma')).filter((n) => SEGMENT_DIR.test(n)).sort();
     const vectors = (n: number, seed: number) => Array.from({ length: n }, (_, i) => [Math.sin(i + seed), Math.cos(i * 0.5 + seed), ((i * 7 + seed) % 13) / 13]);
     const logs: string[] = [];
     try {

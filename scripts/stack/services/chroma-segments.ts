@@ -3,7 +3,8 @@ import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { which } from '../process.ts';
 
-const SEGMENT_DIR = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** Chroma names each segment's folder by the segment's UUID. */
+export const SEGMENT_DIR = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 function folderBytes(dir: string): number {
   let total = 0;
@@ -30,16 +31,15 @@ export function removeDeletedSegments(dataDir: string): { removed: number; bytes
   const listed = spawnSync(sqlite, ['-readonly', db, 'SELECT id FROM segments'], { encoding: 'utf8' });
   if (listed.status !== 0) return { skipped: `could not read ${db}: ${(listed.stderr || '').trim().slice(0, 200)}` };
   const live = new Set(listed.stdout.split('\n').map((l) => l.trim()).filter(Boolean));
+  const orphans = readdirSync(dataDir, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && SEGMENT_DIR.test(e.name) && !live.has(e.name))
+    .map((e) => path.join(dataDir, e.name));
   // A database listing no segment at all while folders exist is more likely misread than empty: keep everything.
-  let removed = 0;
+  if (orphans.length > 0 && live.size === 0) return { skipped: 'the database lists no segments' };
   let bytes = 0;
-  for (const entry of readdirSync(dataDir, { withFileTypes: true })) {
-    if (!entry.isDirectory() || !SEGMENT_DIR.test(entry.name) || live.has(entry.name)) continue;
-    if (live.size === 0) return { skipped: 'the database lists no segments' };
-    const dir = path.join(dataDir, entry.name);
+  for (const dir of orphans) {
     bytes += folderBytes(dir);
     rmSync(dir, { recursive: true, force: true });
-    removed++;
   }
-  return { removed, bytes };
+  return { removed: orphans.length, bytes };
 }
