@@ -89,8 +89,8 @@ export class LocalEmbeddingProvider implements EmbeddingProvider {
   /** The vector of a text with no identifiers (empty, whitespace, punctuation): see `embedOne`. */
   private readonly fallback: number[];
   // Scratch space reused across texts: embedding is synchronous, so one text at a time owns it.
-  private readonly tokenCounts = new Map<number, number>();
-  private readonly gramCounts = new Map<number, number>();
+  private readonly tokenCounts = new FeatureCounts();
+  private readonly gramCounts = new FeatureCounts();
   private readonly sums: Float64Array;
   private tokensSeen = 0;
   private readonly counters = { calls: 0, inputs: 0, tokens: 0, retries: 0 };
@@ -139,10 +139,8 @@ export class LocalEmbeddingProvider implements EmbeddingProvider {
 
     const sums = this.sums;
     sums.fill(0);
-    for (const [key, tf] of this.tokenCounts) {
-      this.add(key, (STOP_KEYS.has(key) ? STOP_WEIGHT : 1) * (1 + Math.log(tf)));
-    }
-    for (const [key, tf] of this.gramCounts) this.add(key, GRAM_WEIGHT * (1 + Math.log(tf)));
+    this.tokenCounts.forEach((key, tf) => this.add(key, (STOP_KEYS.has(key) ? STOP_WEIGHT : 1) * tf1(tf)));
+    this.gramCounts.forEach((key, tf) => this.add(key, GRAM_WEIGHT * tf1(tf)));
 
     let norm = 0;
     for (let i = 0; i < sums.length; i++) norm += sums[i]! * sums[i]!;
@@ -212,7 +210,7 @@ export class LocalEmbeddingProvider implements EmbeddingProvider {
       this.subToken(text, from, end);
       parts++;
     }
-    if (parts > 1) count(this.tokenCounts, mix(whole));
+    if (parts > 1) this.tokenCounts.count(mix(whole));
   }
 
   private subToken(text: string, from: number, to: number): void {
@@ -224,7 +222,7 @@ export class LocalEmbeddingProvider implements EmbeddingProvider {
       if (!isDigit(c)) digitsOnly = false;
       h = Math.imul(h ^ lower(c), FNV_PRIME);
     }
-    count(this.tokenCounts, mix(h));
+    this.tokenCounts.count(mix(h));
     // Near-misses of numbers are not near in meaning; a one-letter word has no trigram worth having.
     if (digitsOnly || to - from < 2) return;
 
@@ -236,13 +234,79 @@ export class LocalEmbeddingProvider implements EmbeddingProvider {
       if (k < last) z = lower(text.charCodeAt(k));
       else if (last === to) z = 36; // '$' marks the end, unless the word was cut
       else break;
-      count(this.gramCounts, mix(Math.imul(Math.imul(Math.imul(GRAM_SEED ^ x, FNV_PRIME) ^ y, FNV_PRIME) ^ z, FNV_PRIME)));
+      this.gramCounts.count(mix(Math.imul(Math.imul(Math.imul(GRAM_SEED ^ x, FNV_PRIME) ^ y, FNV_PRIME) ^ z, FNV_PRIME)));
       x = y;
       y = z;
     }
   }
 }
 
-function count(counts: Map<number, number>, key: number): void {
-  counts.set(key, (counts.get(key) ?? 0) + 1);
+/** 1 + ln(tf), the damped term frequency; most features occur once. */
+function tf1(tf: number): number {
+  return tf === 1 ? 1 : 1 + Math.log(tf);
+}
+
+/**
+ * Occurrences per feature key (a 30-bit integer), kept in first-seen order so
+ * the vector's sums are added in the same order every time. Open addressing
+ * over typed arrays: a chunk has a few hundred features and every character of
+ * it adds one, and this is three times cheaper than a Map of numbers.
+ */
+class FeatureCounts {
+  private slots = new Int32Array(1024); // key + 1, 0 when free
+  private counts = new Int32Array(1024);
+  private order = new Int32Array(512); // slots, in first-seen order
+  private size = 0;
+
+  count(key: number): void {
+    const mask = this.slots.length - 1;
+    let i = key & mask;
+    for (;;) {
+      const k = this.slots[i]!;
+      if (k === key + 1) {
+        this.counts[i]!++;
+        return;
+      }
+      if (k === 0) break;
+      i = (i + 1) & mask;
+    }
+    this.slots[i] = key + 1;
+    this.counts[i] = 1;
+    this.order[this.size++] = i;
+    if (this.size * 2 >= this.slots.length) this.grow();
+  }
+
+  forEach(visit: (key: number, tf: number) => void): void {
+    for (let n = 0; n < this.size; n++) {
+      const i = this.order[n]!;
+      visit(this.slots[i]! - 1, this.counts[i]!);
+    }
+  }
+
+  /** Frees only the slots in use: a short text does not pay for the table a long one grew. */
+  clear(): void {
+    for (let n = 0; n < this.size; n++) this.slots[this.order[n]!] = 0;
+    this.size = 0;
+  }
+
+  private grow(): void {
+    const { slots, counts, order, size } = this;
+    this.slots = new Int32Array(slots.length * 2);
+    this.counts = new Int32Array(slots.length * 2);
+    this.order = new Int32Array(slots.length);
+    this.size = 0;
+    for (let n = 0; n < size; n++) {
+      const i = order[n]!;
+      this.insert(slots[i]! - 1, counts[i]!);
+    }
+  }
+
+  private insert(key: number, tf: number): void {
+    const mask = this.slots.length - 1;
+    let i = key & mask;
+    while (this.slots[i] !== 0) i = (i + 1) & mask;
+    this.slots[i] = key + 1;
+    this.counts[i] = tf;
+    this.order[this.size++] = i;
+  }
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createEmbeddingProvider, DEFAULT_EMBEDDING_CONFIG } from '../../shared/embeddings/embedding-provider.ts';
 import { LocalEmbeddingProvider } from '../../shared/embeddings/local.provider.ts';
@@ -26,6 +27,18 @@ describe('local embedding provider', () => {
     // Scratch state from another text must not leak into the next one.
     again.embedOne('something else entirely');
     expect(again.embedOne(text)).toEqual(first);
+  });
+
+  it('keeps the hash-v1 vector space: the same vectors as when the space was named', () => {
+    // Digests of vectors made by the first hash-v1 code (a Map per feature kind); a faster rewrite must give
+    // the same numbers, or cached and stored vectors would be compared with vectors they no longer match.
+    const digest = (v: number[]) => createHash('sha256').update(v.map((x) => x.toFixed(9)).join(',')).digest('hex');
+    expect(digest(embed('getUserByID_v2 HTTPServer users'))).toBe('93b11f10bf61e2aee75a9422c7cc7ca608e67def40f125cbfbe9fd3e666bb278');
+    // Thousands of distinct features: the counting table grows several times on the way.
+    const many = Array.from({ length: 3000 }, (_, i) => `word${i}Name_${(i * 7919) % 1000}`).join(' ');
+    expect(digest(embed(many))).toBe('2cb6b9542d3a311dc3e6b589057f21dc1cec603b33560e1bfdc1f7ddd65ea43c');
+    // …and a short text right after it starts from a clean table.
+    expect(digest(embed('getUserByID_v2 HTTPServer users'))).toBe('93b11f10bf61e2aee75a9422c7cc7ca608e67def40f125cbfbe9fd3e666bb278');
   });
 
   it('returns unit vectors of the configured size, in input order', async () => {
