@@ -239,7 +239,25 @@ describe('code graph in Neo4j, in step with the index', () => {
     const one = await graph.findSymbol('compute', { repositories: ['shop-copy'] });
     expect(one.results.map((s) => s.repository)).toEqual(['shop-copy']);
 
+    // Removal finds a repository's nodes by key prefix: every symbol, file (placeholders too) and module goes.
+    const nodesOf = async (repoName: string) => {
+      const r = (await t.platform.repositories.findByName(repoName))!;
+      const rows = await t.platform.graph.read<{ label: string; n: number }>(
+        `MATCH (n) WHERE (n:Symbol OR n:File OR n:Module) AND n.repoId = $repoId RETURN labels(n)[0] AS label, count(*) AS n ORDER BY label`,
+        { repoId: t.platform.graph.repoKey(r.id) },
+      );
+      return Object.fromEntries(rows.map((x) => [x.label, Number(x.n)]));
+    };
+    const copyNodes = await nodesOf('shop-copy');
+    expect(copyNodes).toMatchObject({ File: expect.any(Number), Module: expect.any(Number), Symbol: expect.any(Number) });
+    const copyId = (await t.platform.repositories.findByName('shop-copy'))!.id;
+    const shopBefore = await nodesOf('shop');
     await t.repos.remove('shop-copy');
     expect((await graph.findSymbol('compute')).results.map((s) => s.repository)).toEqual(['shop']);
+    const left = await t.platform.graph.read<{ n: number }>(`MATCH (n) WHERE n.repoId = $repoId OR n.id = $repoId RETURN count(n) AS n`, {
+      repoId: t.platform.graph.repoKey(copyId),
+    });
+    expect(Number(left[0]!.n)).toBe(0);
+    expect(await nodesOf('shop')).toEqual(shopBefore);
   });
 });
