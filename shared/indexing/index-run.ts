@@ -207,7 +207,10 @@ export async function prepareRun(
     for (const p of live.keys()) if (!selectedPaths.has(p)) deleted.add(p);
   }
 
-  await deps.chunks.clearStaging(run.runId);
+  // A retry that prepares the commit an earlier attempt chose stages the same rows again (each insert is
+  // idempotent) and keeps what that attempt staged: a batch job of it may be running again right now
+  // (its worker killed with the run), and clearing its rows would have it embed nothing and finish.
+  if (run.pinnedCommit !== commit) await deps.chunks.clearStaging(run.runId);
   progress.phase = 'chunking';
   progress.filesTotal = candidates.length;
   await report(progress);

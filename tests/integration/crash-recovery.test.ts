@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { waitUntil } from '../../scripts/stack/process.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../helpers/fake-openai-server.ts';
 import { createGitFixture, type GitFixture } from '../helpers/git-fixture.ts';
@@ -12,13 +12,13 @@ import { spawnEntry, type Spawned } from '../helpers/processes.ts';
  */
 describe('kill -9 of a worker in the middle of an index run', () => {
   let t: TestPlatform;
-  let repo: GitFixture;
+  const fixtures: GitFixture[] = [];
   let openai: FakeOpenAI;
   const spawned: Spawned[] = [];
 
   beforeAll(async () => {
     // A slow embeddings server keeps the run in flight long enough to kill it half way.
-    openai = await startFakeOpenAI({ apiKey: 'sk-test', delayMs: 150, defaultDimensions: 64 });
+    openai = await startFakeOpenAI({ apiKey: 'sk-test', delayMs: 250, defaultDimensions: 64 });
     t = await openTestPlatform({
       embedding: {
         provider: 'openai',
@@ -32,23 +32,35 @@ describe('kill -9 of a worker in the middle of an index run', () => {
       },
       index: { maxFileBytes: 1024 * 1024, batchChunks: 10, maxChunkChars: 1500 },
     });
-    repo = createGitFixture();
+  });
+
+  /** Sixty modules; `seed` makes every text new, so nothing comes from the embedding cache of an earlier case. */
+  function sixtyModules(seed: number): GitFixture {
+    const fixture = createGitFixture();
     const files: Record<string, string> = {};
     for (let i = 0; i < 60; i++) {
       files[`src/module${i}.ts`] = Array.from(
         { length: 4 },
-        (_, j) => `export function handler${i}x${j}(input: number): number {\n  const scaled = input * ${i + 1};\n  return scaled + ${j};\n}\n`,
+        // Each handler but the first calls the one before it: 180 calls for the graph to resolve.
+        (_, j) =>
+          `export function handler${i}x${j}(input: number): number {\n  const scaled = input * ${i + 1 + seed * 1000};\n  return ${j > 0 ? `handler${i}x${j - 1}(scaled)` : 'scaled'} + ${j};\n}\n`,
       ).join('\n');
     }
-    repo.write(files);
-    repo.commit('sixty modules');
+    fixture.write(files);
+    fixture.commit('sixty modules');
+    fixtures.push(fixture);
+    return fixture;
+  }
+
+  // Each case starts from no worker at all: one left running would take the next run's jobs.
+  afterEach(async () => {
+    await Promise.all(spawned.splice(0).map((s) => s.stop('SIGKILL')));
   });
 
   afterAll(async () => {
-    await Promise.all(spawned.map((s) => s.stop('SIGKILL')));
     await t?.cleanup();
     await openai?.close();
-    repo?.cleanup();
+    for (const f of fixtures) f.cleanup();
   });
 
   function startWorkerProcess(): Spawned {
@@ -72,23 +84,31 @@ describe('kill -9 of a worker in the middle of an index run', () => {
     return worker;
   }
 
-  it('the run resumes on another worker and the stores end consistent', async () => {
-    const repository = await t.repos.add({ source: repo.dir, name: 'crashy' });
+  // Two places to cut a run: while it still chunks and stages (a retry prepares again, as batch jobs of the
+  // first attempt run again beside it), and while it only waits for its batches (a retry goes on to publish).
+  it.each([
+    { during: 'preparing', name: 'crashy-prepare', state: 'active', seed: 1 },
+    { during: 'waiting for its batches', name: 'crashy-wait', state: 'waiting-children', seed: 2 },
+  ])('killed while $during, the run resumes on another worker and the stores end consistent', async ({ name, state: cutState, seed }) => {
+    const repo = sixtyModules(seed);
+    const repository = await t.repos.add({ source: repo.dir, name });
     const first = startWorkerProcess();
-    const { jobId } = await t.repos.requestIndex('crashy');
+    const { jobId } = await t.repos.requestIndex(name);
     const queue = t.platform.queues.queues.index;
 
-    // Wait until some embedding batches are done and some are not, then kill the worker outright.
+    // Wait until some batches are done and some are not, then kill the worker outright.
     let doneAtKill = 0;
     let totalAtKill = 0;
     await waitUntil('half-way point', async () => {
       if (first.child.exitCode !== null) throw new Error(`worker exited: ${first.output()}`);
       const job = await queue.getJob(jobId);
-      if (!job || (await job.getState()) !== 'waiting-children') throw new Error('not embedding yet');
+      const state = job ? await job.getState() : 'missing';
+      if (!job || state !== cutState) throw new Error(`run not ${cutState} (${state})`);
       const counts = await job.getDependenciesCount({ processed: true, unprocessed: true });
       doneAtKill = counts.processed ?? 0;
       totalAtKill = doneAtKill + (counts.unprocessed ?? 0);
       if (doneAtKill < 1) throw new Error('no batch done yet');
+      if (doneAtKill >= totalAtKill) throw new Error('every batch added so far is done');
     }, 60_000).catch((err) => {
       throw new Error(`${(err as Error).message}\nworker output:\n${first.output()}`);
     });
@@ -115,5 +135,11 @@ describe('kill -9 of a worker in the middle of an index run', () => {
       `SELECT count(*)::int AS n FROM files f WHERE f.chunk_count <> (SELECT count(*) FROM chunks c WHERE c.repository_id = f.repository_id AND c.branch = f.branch AND c.path = f.path)`,
     );
     expect(perFile.rows[0].n).toBe(0);
+    // The graph too: every file's symbols once, every call resolved once, whichever step the kill cut short.
+    const graph = await t.platform.graph.read<{ symbols: number; calls: number }>(
+      `MATCH (s:Symbol {repoId: $repoId, branch: 'main'}) OPTIONAL MATCH (s)-[c:CALLS]->() RETURN count(DISTINCT s) AS symbols, count(c) AS calls`,
+      { repoId: t.platform.graph.repoKey(repository.id) },
+    );
+    expect(graph.map((g) => ({ symbols: Number(g.symbols), calls: Number(g.calls) }))).toEqual([{ symbols: 240, calls: 180 }]);
   }, 240_000);
 });

@@ -4,6 +4,9 @@ import type { IndexResult } from '../../workers/jobs/index-repository.job.ts';
 import { createGitFixture, type GitFixture } from '../helpers/git-fixture.ts';
 import { openTestPlatform, waitForJob, type TestPlatform } from '../helpers/platform.ts';
 import { fullTextQuery } from '../../shared/search/hybrid-search.ts';
+import { createChunker } from '../../shared/indexing/chunker.ts';
+import { prepareRun } from '../../shared/indexing/index-run.ts';
+import { silentLogger } from '../helpers/context.ts';
 
 const TS_SERVICE = `import { db } from './db';
 
@@ -252,6 +255,49 @@ describe('indexing pipeline against the real stores', () => {
       await expect(t.repos.add({ source: repo.dir, name: 'billing' })).rejects.toThrow(/already exists/);
       await expect(t.repos.add({ source: repo.dir, name: 'bad name!' })).rejects.toThrow(/must be 1-100 letters/);
     });
+  });
+
+  it('a retried prepare of the same commit keeps what the earlier attempt staged while it stages again', async () => {
+    // Batch jobs of a killed attempt run again beside the retry: had the retry cleared the staging first,
+    // a batch job reading its rows in between would find none, embed nothing and finish.
+    const many = createGitFixture();
+    many.write(Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`src/m${i}.ts`, `export function retried${i}(x: number) {\n  return x + ${i};\n}\n`])));
+    many.commit('twelve');
+    try {
+      const repository = await t.repos.add({ source: many.dir, name: 'retried' });
+      const chunker = await createChunker({ maxChunkChars: 1500 });
+      const deps = {
+        chunks: t.platform.chunks,
+        chunker,
+        logger: silentLogger,
+        workspaceDir: t.config.workspaceDir,
+        gitToken: undefined,
+        maxFileBytes: 1024 * 1024,
+        batchChunks: 3,
+      };
+      const run = { runId: `retry-${t.id}`, repository, branch: 'main', indexedCommit: null, full: false };
+      const first = await prepareRun(deps, run, async () => undefined);
+      expect(first.batches).toBe(4);
+      const lastBatch = async () => (await t.platform.chunks.stagedBatch(run.runId, first.batches - 1)).map((c) => c.id);
+      const staged = await lastBatch();
+      expect(staged).toHaveLength(3);
+
+      // The retry: its first batch is ready before it reaches the last, whose rows must still be there.
+      const seenAtFirstBatch: string[][] = [];
+      const again = await prepareRun(deps, { ...run, pinnedCommit: first.commit }, async () => undefined, {
+        onBatchReady: async (kind, batch) => {
+          if (kind === 'embed' && batch === 0) seenAtFirstBatch.push(await lastBatch());
+        },
+      });
+      expect(again).toMatchObject({ commit: first.commit, batches: 4 });
+      expect(seenAtFirstBatch).toEqual([staged]);
+      expect(await lastBatch()).toEqual(staged);
+      chunker.close();
+      await t.platform.chunks.clearStaging(run.runId);
+      await t.repos.remove('retried');
+    } finally {
+      many.cleanup();
+    }
   });
 
   it('removing a repository removes its data from every store', async () => {
