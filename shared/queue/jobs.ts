@@ -23,10 +23,8 @@ export const JOBS = {
       /** Set by the job itself between its two steps; never by producers. */
       step: z.enum(['prepare', 'publish']).optional(),
       commit: z.string().optional(),
-      /** Files whose calls the run re-resolves; kept for retries of the publish step. */
+      /** Files whose calls the publish step re-resolves; kept for its retries. */
       graphScope: z.array(z.string()).optional(),
-      /** Set once the run has resolved calls (while its embed batches still ran): publish then leaves the graph be. */
-      graphResolved: z.boolean().optional(),
     }),
     options: {
       attempts: 3,

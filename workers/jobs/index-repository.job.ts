@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { UnrecoverableError, WaitingChildrenError, type Job, type Queue } from 'bullmq';
 import { errorMessage } from '../../shared/errors.ts';
 import { IndexInputError, prepareRun, type IndexProgress } from '../../shared/indexing/index-run.ts';
@@ -7,10 +6,6 @@ import type { JobData } from '../../shared/queue/queues.ts';
 import type { WorkerDeps } from '../handlers.ts';
 
 type IndexData = JobData<'index-repository'>;
-
-/** How often a run looks whether its graph batches are done, and how long it waits for them before publishing. */
-const GRAPH_POLL_MS = 100;
-const GRAPH_WAIT_MS = 10 * 60_000;
 
 export interface IndexResult {
   repositoryId: number;
@@ -48,69 +43,30 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
   const took = (started: number) => Math.round(performance.now() - started);
 
   /**
-   * Waits while a graph batch of this run is still to run (its embed batches may go on). False when one
-   * failed (publishing fails the run) or the wait outlasts GRAPH_WAIT_MS (publishing resolves instead).
+   * The files whose calls and inheritance publishing re-resolves: every file the run touched and every file
+   * importing one of them (their calls may point into them), after removing the files that went away. Kept
+   * in the job: publishing clears the staging it comes from, and a retry of the publish step needs it.
    */
-  async function graphBatchesDone(job: Job<IndexData>): Promise<boolean> {
-    const mine = `:${job.id}-graph-`;
-    const deadline = performance.now() + GRAPH_WAIT_MS;
-    // From 10 ms up to GRAPH_POLL_MS: a one-file change's single graph batch is done in a few dozen.
-    for (let pause = 10; ; pause = Math.min(pause * 2, GRAPH_POLL_MS)) {
-      if (Object.keys(await job.getIgnoredChildrenFailures()).some((k) => k.includes(mine))) return false;
-      if (!(await hasUnprocessed(job, mine))) return true;
-      if (performance.now() > deadline) return false;
-      await sleep(pause);
-    }
-  }
-
-  /** Whether a child whose key holds `mine` is still to run: the set is read in pages (a cursor, as SSCAN). */
-  async function hasUnprocessed(job: Job<IndexData>, mine: string): Promise<boolean> {
-    let cursor = 0;
-    do {
-      const page = await job.getDependencies({ unprocessed: { cursor, count: 1000 } });
-      if ((page.unprocessed ?? []).some((k) => k.includes(mine))) return true;
-      cursor = page.nextUnprocessedCursor ?? 0;
-    } while (cursor !== 0);
-    return false;
-  }
-
-  /**
-   * Re-resolves calls and inheritance for every file the run touched and every file importing one of them
-   * (their calls may point into them), after removing the files that went away. The scope is kept in the
-   * job: publishing clears the staging it comes from, and a retry of the publish step needs it.
-   */
-  async function resolveGraph(job: Job<IndexData>, options: { recompute?: boolean } = {}) {
+  async function graphScopeOf(job: Job<IndexData>): Promise<string[]> {
     const data = job.data;
+    if (data.graphScope) return data.graphScope;
     const scope = { repoId: data.repositoryId, branch: data.branch };
-    const started = performance.now();
-    let resolveScope = options.recompute ? undefined : data.graphScope;
-    if (!resolveScope) {
-      const { written, removed } = await chunks.stagedGraphChanges(job.id!);
-      // A branch never published before has no graph of its own to keep consistent: nothing outside this
-      // run imports its files, and no placeholder predates it (each import this run wrote still holds its own).
-      const firstIndex = !(await repositories.getBranch(data.repositoryId, data.branch))?.indexedCommit;
-      const dependents = firstIndex ? [] : await deps.graph.dependentsOf(scope, [...written, ...removed]);
-      if (!firstIndex || removed.length > 0) await deps.graph.deleteFiles(scope, removed);
-      const gone = new Set(removed);
-      resolveScope = [...new Set([...written, ...dependents])].filter((p) => !gone.has(p));
-      await job.updateData({ ...job.data, graphScope: resolveScope });
-    }
-    const scopeMs = took(started);
-    const { edges } = await deps.graph.resolveEdges(scope, resolveScope);
-    return { files: resolveScope.length, edges, scopeMs, resolveMs: took(started) - scopeMs };
+    const { written, removed } = await chunks.stagedGraphChanges(job.id!);
+    // A branch never published before has no graph of its own to keep consistent: nothing outside this
+    // run imports its files, and no placeholder predates it (each import this run wrote still holds its own).
+    const firstIndex = !(await repositories.getBranch(data.repositoryId, data.branch))?.indexedCommit;
+    const dependents = firstIndex ? [] : await deps.graph.dependentsOf(scope, [...written, ...removed]);
+    if (!firstIndex || removed.length > 0) await deps.graph.deleteFiles(scope, removed);
+    const gone = new Set(removed);
+    const resolveScope = [...new Set([...written, ...dependents])].filter((p) => !gone.has(p));
+    await job.updateData({ ...job.data, graphScope: resolveScope });
+    return resolveScope;
   }
 
   return async function indexRepository(job: Job<IndexData>, token?: string): Promise<IndexResult> {
     const data = JOBS['index-repository'].schema.parse(job.data);
     try {
       if (data.step !== 'publish') {
-        // A prepare that runs again re-adds its graph batches, and a batch that runs again replaces its
-        // files' symbols with their call edges: calls resolved by an earlier attempt count for nothing.
-        if (data.graphResolved !== undefined || data.graphScope !== undefined) {
-          delete data.graphResolved;
-          delete data.graphScope;
-          await job.updateData(data);
-        }
         const repository = await repositories.findById(data.repositoryId);
         if (!repository) throw new UnrecoverableError(`repository ${data.repositoryId} no longer exists`);
         const branch = await repositories.ensureBranch(repository.id, data.branch);
@@ -166,14 +122,7 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
           await job.updateProgress({ phase: 'done', filesTotal: 0, filesScanned: 0, chunks: 0, batchesTotal: 0, batchesDone: 0, commit: prepared.commit });
           return { repositoryId: repository.id, branch: data.branch, commit: prepared.commit, upToDate: true };
         }
-        // Calls are resolved as soon as the graph batches are in, while Chroma still takes the embed batches'
-        // vectors: after them, it was a step of its own on the way to publishing a first index.
-        if (prepared.graphBatches > 0 && (await graphBatchesDone(job))) {
-          const graph = await resolveGraph(job, { recompute: true });
-          await job.updateData({ ...(job.data as IndexData), graphResolved: true });
-          logger.info({ jobId: job.id, ...graph }, 'calls resolved before publishing');
-        }
-        await job.updateData({ ...(job.data as IndexData), step: 'publish', commit: prepared.commit });
+        await job.updateData({ ...data, step: 'publish', commit: prepared.commit });
         (job.data as IndexData).step = 'publish';
         if (token && (await job.moveToWaitingChildren(token))) throw new WaitingChildrenError();
       }
@@ -185,11 +134,14 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
         throw new UnrecoverableError(`${failures.length} embedding or graph batch(es) failed: ${failures[0]}`);
       }
       const commit = (job.data as IndexData).commit!;
-      const publishStarted = performance.now();
+      const scopeStarted = performance.now();
+      const resolveScope = await graphScopeOf(job);
+      const scopeMs = took(scopeStarted);
       // Neo4j and Postgres work side by side (two cores); each is idempotent, so a retry redoes both safely.
-      const [{ removedIds, postgresMs }, graph] = await Promise.all([
+      const publishStarted = performance.now();
+      const [{ removedIds, postgresMs }, graphMs] = await Promise.all([
         chunks.publish({ runId: job.id!, repositoryId: data.repositoryId, branch: data.branch, commit }).then((r) => ({ ...r, postgresMs: took(publishStarted) })),
-        (job.data as IndexData).graphResolved ? Promise.resolve({ early: true }) : resolveGraph(job),
+        deps.graph.resolveEdges({ repoId: data.repositoryId, branch: data.branch }, resolveScope).then(() => took(publishStarted)),
       ]);
       // After the commit: a vector left behind by a failure here is not live in Postgres, so no search returns it.
       await deps.vectors.delete({ repositoryId: data.repositoryId, branch: data.branch }, removedIds).catch((err) => logger.warn({ err: errorMessage(err) }, 'could not remove replaced vectors'));
@@ -197,7 +149,7 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
       const progress = (job.progress ?? {}) as Partial<IndexProgress>;
       await job.updateProgress({ ...progress, phase: 'done', batchesDone: progress.batchesTotal ?? 0, commit });
       logger.info(
-        { jobId: job.id, repositoryId: data.repositoryId, branch: data.branch, commit, files: branch?.fileCount, chunks: branch?.chunkCount, publishMs: took(publishStarted), postgresMs, graph },
+        { jobId: job.id, repositoryId: data.repositoryId, branch: data.branch, commit, files: branch?.fileCount, chunks: branch?.chunkCount, scopeMs, publishMs: took(publishStarted), postgresMs, graphMs },
         'index published',
       );
       return {
