@@ -250,7 +250,8 @@ function tf1(tf: number): number {
  * Occurrences per feature key (a 30-bit integer), kept in first-seen order so
  * the vector's sums are added in the same order every time. Open addressing
  * over typed arrays: a chunk has a few hundred features and every character of
- * it adds one, and this is three times cheaper than a Map of numbers.
+ * it adds one; embedding 20,000 corpus texts took 1.3–1.4 s this way and
+ * 2.2–2.4 s with a Map of numbers per feature kind.
  */
 class FeatureCounts {
   private slots = new Int32Array(1024); // key + 1, 0 when free
