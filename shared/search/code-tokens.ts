@@ -52,32 +52,14 @@ export function codeSubtokens(text: string): string {
   let prev = OTHER; // class of the last character written (a space counts as OTHER), none at the start
   let i = 0;
   while (i < n) {
-    let cp = text.charCodeAt(i);
-    let width = 1;
-    if (cp >= 0xd800 && cp <= 0xdbff && i + 1 < text.length) {
-      const low = text.charCodeAt(i + 1);
-      // A pair cut by the 100,000-character limit is cut in the result too: slice() keeps the lone half.
-      if (low >= 0xdc00 && low <= 0xdfff && i + 1 < n) {
-        cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
-        width = 2;
-      }
-    }
+    const cp = codePointAt(text, i, n);
     const cls = classOf(cp);
     if (cls === OTHER) {
-      let end = i + width;
+      let end = i + width(cp);
       while (end < n) {
-        const c = text.charCodeAt(end);
-        let w = 1;
-        let p = c;
-        if (c >= 0xd800 && c <= 0xdbff && end + 2 <= n) {
-          const low = text.charCodeAt(end + 1);
-          if (low >= 0xdc00 && low <= 0xdfff) {
-            p = 0x10000 + ((c - 0xd800) << 10) + (low - 0xdc00);
-            w = 2;
-          }
-        }
-        if (classOf(p) !== OTHER) break;
-        end += w;
+        const next = codePointAt(text, end, n);
+        if (classOf(next) !== OTHER) break;
+        end += width(next);
       }
       out += text.slice(copied, i) + ' ';
       copied = end;
@@ -85,24 +67,34 @@ export function codeSubtokens(text: string): string {
       i = end;
       continue;
     }
-    if (cls === UPPER && (prev === LOWER || prev === NUMBER || (prev === UPPER && nextClass(text, i + width, n) === LOWER))) {
+    if (cls === UPPER && (prev === LOWER || prev === NUMBER || (prev === UPPER && classAt(text, i + width(cp), n) === LOWER))) {
       out += text.slice(copied, i) + ' ';
       copied = i;
     }
     prev = cls;
-    i += width;
+    i += width(cp);
   }
   return copied === 0 && n === text.length ? text : out + text.slice(copied, n);
 }
 
-function nextClass(text: string, i: number, n: number): number {
-  if (i >= n) return OTHER;
+/**
+ * The code point at text[i]; a surrogate pair counts as one only when both halves lie before `n`
+ * (a pair cut by the 100,000-character limit is cut in the result too, as slice() cuts it).
+ */
+function codePointAt(text: string, i: number, n: number): number {
   const c = text.charCodeAt(i);
   if (c >= 0xd800 && c <= 0xdbff && i + 1 < n) {
     const low = text.charCodeAt(i + 1);
-    if (low >= 0xdc00 && low <= 0xdfff) return classOf(0x10000 + ((c - 0xd800) << 10) + (low - 0xdc00));
+    if (low >= 0xdc00 && low <= 0xdfff) return 0x10000 + ((c - 0xd800) << 10) + (low - 0xdc00);
   }
-  return classOf(c);
+  return c;
+}
+
+const width = (cp: number) => (cp > 0xffff ? 2 : 1);
+
+/** The class of the character at text[i], OTHER past the end (where the look-ahead sees no letter). */
+function classAt(text: string, i: number, n: number): number {
+  return i < n ? classOf(codePointAt(text, i, n)) : OTHER;
 }
 
 /** The words of a text, each whole and then by its parts when it has several: `getUserName x_y` → `getUserName get User Name x y`. */

@@ -72,9 +72,11 @@ const SCHEMA = [
  * readable head and end in the SHA-256 of the whole key, so they stay unique.
  */
 const MAX_KEY_LENGTH = 512;
+/** What a cut key keeps of its head: the rest of its length is `…#` and the hash. */
+const KEPT_HEAD = MAX_KEY_LENGTH - 72;
 export function boundedKey(key: string): string {
   if (key.length <= MAX_KEY_LENGTH) return key;
-  return `${key.slice(0, MAX_KEY_LENGTH - 72)}…#${createHash('sha256').update(key).digest('hex')}`;
+  return `${key.slice(0, KEPT_HEAD)}…#${createHash('sha256').update(key).digest('hex')}`;
 }
 
 function chunks<T>(items: T[], size: number): T[][] {
@@ -313,7 +315,7 @@ export function createGraphStore(neo4j: Neo4jConnection, namespace: string) {
       // A branch name so long that keys were cut inside it is the one case left to a scan.
       const prefix = branch === undefined ? `${repoKey(repoId)}${SEP}` : `${repoKey(repoId)}${SEP}${branch}${SEP}`;
       const statements =
-        prefix.length < MAX_KEY_LENGTH - 80
+        prefix.length <= KEPT_HEAD
           ? ['Symbol', 'File', 'Module'].map((label) => `MATCH (n:${label}) WHERE n.key STARTS WITH $prefix`)
           : ['MATCH (n) WHERE (n:File OR n:Symbol OR n:Module) AND n.repoId = $repoId AND ($branch IS NULL OR n.branch = $branch)'];
       // In slices: deleting a large graph in one transaction would need a large heap.

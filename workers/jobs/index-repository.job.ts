@@ -40,29 +40,6 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
     await chunks.clearStaging(job.id!);
   }
 
-  const took = (started: number) => Math.round(performance.now() - started);
-
-  /**
-   * The files whose calls and inheritance publishing re-resolves: every file the run touched and every file
-   * importing one of them (their calls may point into them), after removing the files that went away. Kept
-   * in the job: publishing clears the staging it comes from, and a retry of the publish step needs it.
-   */
-  async function graphScopeOf(job: Job<IndexData>): Promise<string[]> {
-    const data = job.data;
-    if (data.graphScope) return data.graphScope;
-    const scope = { repoId: data.repositoryId, branch: data.branch };
-    const { written, removed } = await chunks.stagedGraphChanges(job.id!);
-    // A branch never published before has no graph of its own to keep consistent: nothing outside this
-    // run imports its files, and no placeholder predates it (each import this run wrote still holds its own).
-    const firstIndex = !(await repositories.getBranch(data.repositoryId, data.branch))?.indexedCommit;
-    const dependents = firstIndex ? [] : await deps.graph.dependentsOf(scope, [...written, ...removed]);
-    if (!firstIndex || removed.length > 0) await deps.graph.deleteFiles(scope, removed);
-    const gone = new Set(removed);
-    const resolveScope = [...new Set([...written, ...dependents])].filter((p) => !gone.has(p));
-    await job.updateData({ ...job.data, graphScope: resolveScope });
-    return resolveScope;
-  }
-
   return async function indexRepository(job: Job<IndexData>, token?: string): Promise<IndexResult> {
     const data = JOBS['index-repository'].schema.parse(job.data);
     try {
@@ -134,14 +111,30 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
         throw new UnrecoverableError(`${failures.length} embedding or graph batch(es) failed: ${failures[0]}`);
       }
       const commit = (job.data as IndexData).commit!;
+      // Graph first: files that went away lose their nodes, then calls and inheritance are re-resolved for
+      // every file the run touched and every file importing one of them (their calls may point into them).
+      // The scope is kept in the job: publishing clears the staging it comes from, and a retry needs it.
+      const scope = { repoId: data.repositoryId, branch: data.branch };
+      const took = (started: number) => Math.round(performance.now() - started);
       const scopeStarted = performance.now();
-      const resolveScope = await graphScopeOf(job);
+      let resolveScope = (job.data as IndexData).graphScope;
+      if (!resolveScope) {
+        const { written, removed } = await chunks.stagedGraphChanges(job.id!);
+        // A branch never published before has no graph of its own to keep consistent: nothing outside this
+        // run imports its files, and no placeholder predates it (each import this run wrote still holds its own).
+        const firstIndex = !(await repositories.getBranch(data.repositoryId, data.branch))?.indexedCommit;
+        const dependents = firstIndex ? [] : await deps.graph.dependentsOf(scope, [...written, ...removed]);
+        if (!firstIndex || removed.length > 0) await deps.graph.deleteFiles(scope, removed);
+        const gone = new Set(removed);
+        resolveScope = [...new Set([...written, ...dependents])].filter((p) => !gone.has(p));
+        await job.updateData({ ...(job.data as IndexData), graphScope: resolveScope });
+      }
       const scopeMs = took(scopeStarted);
       // Neo4j and Postgres work side by side (two cores); each is idempotent, so a retry redoes both safely.
       const publishStarted = performance.now();
       const [{ removedIds, postgresMs }, graphMs] = await Promise.all([
         chunks.publish({ runId: job.id!, repositoryId: data.repositoryId, branch: data.branch, commit }).then((r) => ({ ...r, postgresMs: took(publishStarted) })),
-        deps.graph.resolveEdges({ repoId: data.repositoryId, branch: data.branch }, resolveScope).then(() => took(publishStarted)),
+        deps.graph.resolveEdges(scope, resolveScope).then(() => took(publishStarted)),
       ]);
       // After the commit: a vector left behind by a failure here is not live in Postgres, so no search returns it.
       await deps.vectors.delete({ repositoryId: data.repositoryId, branch: data.branch }, removedIds).catch((err) => logger.warn({ err: errorMessage(err) }, 'could not remove replaced vectors'));
