@@ -233,7 +233,7 @@ export async function prepareRun(
     pending = [];
   };
 
-  await git.readBlobs(
+  const read = await git.readBlobs(
     candidates.map((e) => e.blobSha),
     async (_sha, bytes) => {
       const entry = candidates[progress.filesScanned]!;
@@ -316,7 +316,7 @@ export async function prepareRun(
   progress.phase = batches + graphBatches > 0 ? 'embedding' : 'publishing';
   await report(progress);
   deps.logger.info(
-    { repository: repo.name, branch, commit, mode, changed: candidates.length, deleted: deleted.size, chunks: progress.chunks, batches },
+    { repository: repo.name, branch, commit, mode, changed: candidates.length, deleted: deleted.size, chunks: progress.chunks, batches, readAheadPeakBytes: read.peakQueuedBytes },
     'index run prepared',
   );
   return {

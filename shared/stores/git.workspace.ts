@@ -101,10 +101,25 @@ export interface GitWorkspace {
   hasCommit(sha: string): Promise<boolean>;
   listTree(commit: string): Promise<TreeEntry[]>;
   diff(from: string, to: string): Promise<FileChange[]>;
-  /** Reads blobs by id; calls `onBlob` in the order given. */
-  readBlobs(shas: string[], onBlob: (sha: string, content: Buffer) => Promise<void> | void): Promise<void>;
+  /**
+   * Reads blobs by id; calls `onBlob` in the order given, one at a time. Git is
+   * read ahead of `onBlob` by at most about `maxQueuedBytes` (default 8 MiB), so
+   * memory stays bounded however large the repository is.
+   */
+  readBlobs(
+    shas: string[],
+    onBlob: (sha: string, content: Buffer) => Promise<void> | void,
+    options?: { maxQueuedBytes?: number },
+  ): Promise<BlobReadStats>;
   remove(): Promise<void>;
 }
+
+export interface BlobReadStats {
+  /** The most blob bytes read from git and not yet handed to (and finished by) `onBlob` at one time. */
+  peakQueuedBytes: number;
+}
+
+const DEFAULT_MAX_QUEUED_BYTES = 8 * 1024 * 1024;
 
 export function openGitWorkspace(options: { root: string; key: string; source: string; credentials: GitCredentials }): GitWorkspace {
   const dir = path.join(options.root, options.key);
@@ -208,9 +223,9 @@ export function openGitWorkspace(options: { root: string; key: string; source: s
       }
       return changes;
     },
-    async readBlobs(shas, onBlob) {
-      if (shas.length === 0) return;
-      await catFileBatch(dir, env, shas, onBlob);
+    async readBlobs(shas, onBlob, options) {
+      if (shas.length === 0) return { peakQueuedBytes: 0 };
+      return catFileBatch(dir, env, shas, onBlob, options?.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES);
     },
     async remove() {
       await rm(dir, { recursive: true, force: true });
@@ -221,14 +236,17 @@ export function openGitWorkspace(options: { root: string; key: string; source: s
 /**
  * Streams blobs through one `git cat-file --batch` process. simple-git buffers
  * whole outputs, which would hold every blob of a large repository in memory
- * at once; here each blob is handed on as soon as it is complete.
+ * at once; here each blob is handed on as soon as it is complete, and git's
+ * output is paused while more than `maxQueuedBytes` wait for `onBlob` (which
+ * is slower than git: it parses and stages every file).
  */
 function catFileBatch(
   dir: string,
   env: Record<string, string>,
   shas: string[],
   onBlob: (sha: string, content: Buffer) => Promise<void> | void,
-): Promise<void> {
+  maxQueuedBytes: number,
+): Promise<BlobReadStats> {
   return new Promise((resolve, reject) => {
     const child = spawn('git', ['cat-file', '--batch'], { cwd: dir, env });
     let buffer: Buffer = Buffer.alloc(0);
@@ -236,36 +254,45 @@ function catFileBatch(
     let failed = false;
     let chain = Promise.resolve();
     let stderr = '';
+    let queuedBytes = 0;
+    let peakQueuedBytes = 0;
     const fail = (err: Error) => {
       if (failed) return;
       failed = true;
       child.kill();
       reject(err);
     };
+    const settle = (size: number) => {
+      queuedBytes -= size;
+      if (child.stdout.isPaused() && queuedBytes <= maxQueuedBytes / 2) child.stdout.resume();
+    };
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', fail);
     child.stdout.on('data', (data: Buffer) => {
       buffer = buffer.length ? Buffer.concat([buffer, data]) : data;
+      peakQueuedBytes = Math.max(peakQueuedBytes, queuedBytes + buffer.length);
       while (!failed) {
         const nl = buffer.indexOf(10);
-        if (nl < 0) return;
+        if (nl < 0) break;
         const header = buffer.subarray(0, nl).toString('utf8');
         if (header.endsWith(' missing')) return fail(new Error(`git object ${header.split(' ')[0]} is missing`));
         const size = Number(header.split(' ')[2]);
-        if (buffer.length < nl + 1 + size + 1) return;
+        if (buffer.length < nl + 1 + size + 1) break;
         const content = Buffer.from(buffer.subarray(nl + 1, nl + 1 + size));
         buffer = buffer.subarray(nl + 1 + size + 1);
         const sha = shas[index++]!;
-        chain = chain.then(() => onBlob(sha, content));
+        queuedBytes += size;
+        chain = chain.then(() => onBlob(sha, content)).then(() => settle(size));
         chain.catch(fail);
       }
+      if (queuedBytes > maxQueuedBytes) child.stdout.pause();
     });
     child.on('close', (code) => {
       if (failed) return;
       if (code !== 0 || index !== shas.length) {
         return fail(new Error(`git cat-file failed (code ${code}): ${stderr.trim()}`));
       }
-      chain.then(() => resolve(), fail);
+      chain.then(() => resolve({ peakQueuedBytes }), fail);
     });
     child.stdin.on('error', () => undefined);
     child.stdin.end(`${shas.join('\n')}\n`);

@@ -54,4 +54,32 @@ describe('git workspace mirrors', () => {
     expect(await ws.fetch('main')).toBe(head);
     expect(uploadPack(ws.dir)).toBeNull();
   });
+
+  it('reads blobs ahead of a slow consumer by a bounded amount only, and hands every one over in order', async () => {
+    const { fixture, root } = setup();
+    // 60 files of 64 KiB (different content each, so 60 blobs): 3.75 MiB, far more than the 256 KiB allowed ahead.
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 60; i++) files[`src/f${i}.txt`] = `${i}:`.padEnd(64 * 1024, String.fromCharCode(97 + (i % 26)));
+    fixture.write(files);
+    const head = fixture.commit('big');
+    const ws = openGitWorkspace({ root, key: 'slow', source: fixture.dir, credentials: {} });
+    await ws.fetch('main');
+    const tree = (await ws.listTree(head)).filter((e) => e.path.endsWith('.txt'));
+    expect(tree).toHaveLength(60);
+
+    const seen: string[] = [];
+    const stats = await ws.readBlobs(
+      tree.map((e) => e.blobSha),
+      async (sha, content) => {
+        seen.push(sha);
+        expect(content.length).toBe(64 * 1024);
+        await new Promise((r) => setTimeout(r, 2));
+      },
+      { maxQueuedBytes: 256 * 1024 },
+    );
+    expect(seen).toEqual(tree.map((e) => e.blobSha));
+    // The limit, plus what arrives in the read that crosses it (one pipe buffer).
+    expect(stats.peakQueuedBytes).toBeGreaterThan(0);
+    expect(stats.peakQueuedBytes).toBeLessThan(256 * 1024 + 128 * 1024);
+  });
 });
