@@ -84,11 +84,14 @@ export function redactSource(source: string): string {
 /**
  * simple-git strips git's config and prompt variables unless allowed by name;
  * these are the ones `gitEnv` sets on purpose (no prompts, token as a header).
+ * It also refuses config passed through the environment (`GIT_CONFIG_COUNT`)
+ * unless that is enabled: the only such config here is the token's header.
  */
 const GIT_OPTIONS = {
   maxConcurrentProcesses: 4,
   timeout: { block: 10 * 60_000 },
   allowEnvironment: ['GIT_TERMINAL_PROMPT', 'GIT_CONFIG_NOSYSTEM', 'GIT_CONFIG_COUNT', 'GIT_CONFIG_KEY_0', 'GIT_CONFIG_VALUE_0'],
+  unsafe: { allowUnsafeConfigEnvCount: true },
 } as const;
 
 export interface GitWorkspace {
@@ -141,7 +144,7 @@ export function openGitWorkspace(options: { root: string; key: string; source: s
         // a first fetch of a 6,000-file repository of loose objects: 1.9 → 1.3 s, the mirror 8 → 9 MB. Objects
         // the source has packed are sent as they are either way.
         // simple-git guards this setting (a remote's upload-pack is a command git runs); this one is a constant.
-        await simpleGit({ ...GIT_OPTIONS, baseDir: dir, unsafe: { allowUnsafePack: true } })
+        await simpleGit({ ...GIT_OPTIONS, baseDir: dir, unsafe: { ...GIT_OPTIONS.unsafe, allowUnsafePack: true } })
           .env(env)
           .raw(['config', 'remote.origin.uploadpack', 'git -c pack.window=0 -c pack.compression=1 upload-pack']);
       }

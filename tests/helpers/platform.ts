@@ -8,6 +8,7 @@ import type { EmbeddingProvider } from '../../shared/embeddings/embedding-provid
 import { createChunker } from '../../shared/indexing/chunker.ts';
 import { createGraphExtractor } from '../../shared/graph/extract.ts';
 import { createRepositoryService, type RepositoryService } from '../../shared/indexing/repository.service.ts';
+import type { Logger } from '../../shared/logger.ts';
 import { createPlatform, type Platform } from '../../shared/platform.ts';
 import { createSearchService, type SearchService } from '../../shared/search/hybrid-search.ts';
 import { startWorkers } from '../../workers/workers.ts';
@@ -32,13 +33,14 @@ export interface TestPlatform {
  */
 export async function openTestPlatform(
   overrides: Partial<Config> = {},
-  options: { embeddings?: EmbeddingProvider } = {},
+  options: { embeddings?: EmbeddingProvider; logger?: Logger } = {},
 ): Promise<TestPlatform> {
+  const logger = options.logger ?? silentLogger;
   const id = uniqueId();
   const workspaceDir = mkdtempSync(path.join(tmpdir(), 'pk-ws-'));
   const config = testConfig(id, { workspaceDir, ...overrides });
   await migrateDatabase({ databaseUrl: config.databaseUrl, schema: config.databaseSchema }, silentLogger);
-  const platform = createPlatform(config, silentLogger, options);
+  const platform = createPlatform(config, logger, options);
   await platform.graph.ensureSchema();
   const chunker = await createChunker({ maxChunkChars: config.index.maxChunkChars });
   let workers: { close(): Promise<void> } | undefined;
@@ -49,7 +51,7 @@ export async function openTestPlatform(
     repos: createRepositoryService(platform),
     search: createSearchService(platform),
     async startWorkers() {
-      workers ??= startWorkers({ ...platform, logger: silentLogger, chunker, graphExtractor: createGraphExtractor() });
+      workers ??= startWorkers({ ...platform, logger, chunker, graphExtractor: createGraphExtractor() });
     },
     async stopWorkers() {
       await workers?.close();
