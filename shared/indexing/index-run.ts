@@ -98,6 +98,8 @@ export async function prepareRun(
     full: boolean;
     /** The commit an earlier attempt of this run chose: a retry prepares the same commit, so the batches it re-stages match the ones already embedded. */
     pinnedCommit?: string;
+    /** Stage every selected file, changed or not (with `full`): the branch's vectors must all be written again. */
+    restageAll?: boolean;
   },
   report: (p: IndexProgress) => Promise<void>,
   hooks: {
@@ -203,7 +205,7 @@ export async function prepareRun(
       else if (live.has(change.path)) deleted.add(change.path);
     }
   } else {
-    candidates = selected.filter((e) => live.get(e.path) !== e.blobSha);
+    candidates = run.restageAll ? selected : selected.filter((e) => live.get(e.path) !== e.blobSha);
     for (const p of live.keys()) if (!selectedPaths.has(p)) deleted.add(p);
   }
 

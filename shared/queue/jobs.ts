@@ -25,6 +25,11 @@ export const JOBS = {
       commit: z.string().optional(),
       /** Files whose calls the publish step re-resolves; kept for its retries. */
       graphScope: z.array(z.string()).optional(),
+      /**
+       * Set by the job itself, once: the branch has fewer vectors in the current embedding space than live
+       * chunks (the model changed, or Chroma lost data), so every file is staged and embedded again.
+       */
+      restageAll: z.boolean().optional(),
     }),
     options: {
       attempts: 3,

@@ -60,11 +60,30 @@ function sanitize(name: string): string {
  * never by `where`. Postgres decides which ids are visible.
  */
 export function createVectorStore(chroma: ChromaConnection, modelId: string) {
-  const base = sanitize(`${chroma.collectionPrefix}-${modelId}`);
-  const repoPrefix = (repositoryId: number) => `${base}-r${repositoryId}-`;
-  const nameOf = (ref: RepositoryBranchRef) =>
-    `${repoPrefix(ref.repositoryId)}${createHash('sha256').update(ref.branch).digest('hex').slice(0, 12)}`;
+  const nameIn = (model: string, ref: RepositoryBranchRef) =>
+    `${sanitize(`${chroma.collectionPrefix}-${model}`)}-r${ref.repositoryId}-${createHash('sha256').update(ref.branch).digest('hex').slice(0, 12)}`;
+  const nameOf = (ref: RepositoryBranchRef) => nameIn(modelId, ref);
   const collections = new Map<string, Promise<Collection>>();
+
+  /**
+   * This deployment's collections of one repository (one branch, if given) in every embedding space,
+   * this one's and any earlier model's: each is recognised by its name, rebuilt from its own metadata,
+   * so a collection of another prefix, repository or branch is never taken for one of these.
+   */
+  async function collectionsOf(repositoryId: number, branch?: string): Promise<Array<{ name: string; model: string; branch: string }>> {
+    const found: Array<{ name: string; model: string; branch: string }> = [];
+    for (let offset = 0; ; offset += 100) {
+      const page = await chroma.client.listCollections({ limit: 100, offset });
+      for (const c of page) {
+        const meta = c.metadata ?? {};
+        if (meta.repository_id !== repositoryId || typeof meta.model !== 'string' || typeof meta.branch !== 'string') continue;
+        if (branch !== undefined && meta.branch !== branch) continue;
+        if (c.name === nameIn(meta.model, { repositoryId, branch: meta.branch })) found.push({ name: c.name, model: meta.model, branch: meta.branch });
+      }
+      if (page.length < 100) break;
+    }
+    return found;
+  }
 
   function open(ref: RepositoryBranchRef): Promise<Collection> {
     const name = nameOf(ref);
@@ -122,19 +141,25 @@ export function createVectorStore(chroma: ChromaConnection, modelId: string) {
       for (let i = 0; i < ids.length; i += WRITE_BATCH) await chroma.records.delete(c, ids.slice(i, i + WRITE_BATCH));
     },
 
-    /** Drops every collection of a repository (all branches). */
+    /** Drops every collection of a repository: all branches, in every embedding space it was ever indexed with. */
     async deleteRepository(repositoryId: number): Promise<void> {
-      const prefix = repoPrefix(repositoryId);
-      const names: string[] = [];
-      for (let offset = 0; ; offset += 100) {
-        const page = await chroma.client.listCollections({ limit: 100, offset });
-        names.push(...page.map((c) => c.name).filter((n) => n.startsWith(prefix)));
-        if (page.length < 100) break;
-      }
-      for (const name of names) {
+      for (const { name } of await collectionsOf(repositoryId)) {
         collections.delete(name);
         await chroma.client.deleteCollection({ name });
       }
+    },
+
+    /** Drops a branch's collections of other embedding models (left by a model change); returns their models. */
+    async deleteOtherModels(ref: RepositoryBranchRef): Promise<string[]> {
+      const others = (await collectionsOf(ref.repositoryId, ref.branch)).filter((c) => c.model !== modelId);
+      for (const { name } of others) await chroma.client.deleteCollection({ name });
+      return others.map((c) => c.model);
+    },
+
+    /** How many vectors a branch has in this embedding space (0 without a collection). */
+    async count(ref: RepositoryBranchRef): Promise<number> {
+      const c = await existing(ref);
+      return c ? c.count() : 0;
     },
 
     /** Nearest neighbours across the given repository branches, closest first. */

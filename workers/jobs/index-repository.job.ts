@@ -17,6 +17,8 @@ export interface IndexResult {
   filesDeleted?: number;
   chunks?: number;
   batches?: number;
+  /** Every file was staged again: the branch lacked vectors in the current embedding space. */
+  restagedAll?: boolean;
 }
 
 /**
@@ -48,6 +50,20 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
         if (!repository) throw new UnrecoverableError(`repository ${data.repositoryId} no longer exists`);
         const branch = await repositories.ensureBranch(repository.id, data.branch);
         await repositories.setBranchStatus(repository.id, data.branch, { status: 'indexing', lastError: branch.lastError, lastJobId: job.id ?? null });
+        if (data.restageAll === undefined) {
+          // Search reads vectors of the configured embedding model only. After a model change (or a Chroma that
+          // lost its data) the branch's chunks have none there, and no diff would ever restage them: count, once
+          // per run (a retry keeps the answer, so it re-stages the same files the first attempt did).
+          const vectorCount = branch.indexedCommit && branch.chunkCount > 0 ? await deps.vectors.count({ repositoryId: repository.id, branch: data.branch }) : 0;
+          data.restageAll = branch.indexedCommit !== null && vectorCount < branch.chunkCount;
+          if (data.restageAll) {
+            logger.warn(
+              { jobId: job.id, repository: repository.name, branch: data.branch, model: deps.embeddings.id, vectors: vectorCount, chunks: branch.chunkCount },
+              'the branch lacks vectors in this embedding space: every file is staged and embedded again',
+            );
+          }
+          await job.updateData({ ...data });
+        }
 
         // Children are added as their batches are staged; deterministic ids make a retried prepare
         // (which re-stages the same commit) re-add the same jobs instead of duplicating them.
@@ -82,7 +98,8 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
             repository,
             branch: data.branch,
             indexedCommit: branch.indexedCommit,
-            full: data.full,
+            full: data.full || data.restageAll,
+            restageAll: data.restageAll,
             ...(data.commit ? { pinnedCommit: data.commit } : {}),
           },
           (p: IndexProgress) => job.updateProgress({ ...p }),
@@ -138,6 +155,13 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
       ]);
       // After the commit: a vector left behind by a failure here is not live in Postgres, so no search returns it.
       await deps.vectors.delete({ repositoryId: data.repositoryId, branch: data.branch }, removedIds).catch((err) => logger.warn({ err: errorMessage(err) }, 'could not remove replaced vectors'));
+      if (data.restageAll) {
+        // The branch is whole in this embedding space now; its vectors of an earlier model are dead weight.
+        await deps.vectors
+          .deleteOtherModels({ repositoryId: data.repositoryId, branch: data.branch })
+          .then((models) => models.length > 0 && logger.info({ jobId: job.id, repositoryId: data.repositoryId, branch: data.branch, models }, 'removed the vectors of earlier embedding models'))
+          .catch((err) => logger.warn({ err: errorMessage(err) }, 'could not remove the vectors of earlier embedding models'));
+      }
       const branch = await repositories.getBranch(data.repositoryId, data.branch);
       const progress = (job.progress ?? {}) as Partial<IndexProgress>;
       await job.updateProgress({ ...progress, phase: 'done', batchesDone: progress.batchesTotal ?? 0, commit });
@@ -153,6 +177,7 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
         chunks: progress.chunks ?? 0,
         filesChanged: progress.filesTotal ?? 0,
         batches: progress.batchesTotal ?? 0,
+        ...(data.restageAll ? { restagedAll: true } : {}),
       };
     } catch (err) {
       if (err instanceof WaitingChildrenError) throw err;
