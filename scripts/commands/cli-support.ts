@@ -1,11 +1,18 @@
 import { loadConfig } from '../../shared/config/config.ts';
+import { migrateDatabase } from '../../shared/db/migrate.ts';
+import { AppError } from '../../shared/errors.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { createPlatform, type Platform } from '../../shared/platform.ts';
 
-/** Builds the platform for one CLI command and always closes it, so the process can exit. */
+/**
+ * Builds the platform for one CLI command and always closes it, so the process can exit.
+ * Brings the schema up to date first: the CLI is often run before the API or workers have
+ * ever started and migrated it (idempotent, under the migration lock).
+ */
 export async function withPlatform<T>(fn: (platform: Platform) => Promise<T>): Promise<T> {
   const config = loadConfig();
   const logger = createLogger({ logLevel: process.env.LOG_LEVEL ?? 'warn', logPretty: false }, { destination: 2 });
+  await migrateDatabase({ databaseUrl: config.databaseUrl, schema: config.databaseSchema }, logger);
   const platform = createPlatform(config, logger);
   try {
     return await fn(platform);
@@ -16,7 +23,18 @@ export async function withPlatform<T>(fn: (platform: Platform) => Promise<T>): P
 
 export const list = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 
+/**
+ * Option parser for a whole number in [min, max]. It throws an AppError, so a bad value ends the
+ * command with one line on stderr and exit code 2, before any store is touched.
+ */
+export const wholeNumber = (flag: string, min: number, max: number) => (value: string): number => {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) {
+    throw new AppError(400, 'invalid_option', `${flag} must be a whole number from ${min} to ${max}, not "${value}"`);
+  }
+  return n;
+};
+
 export function printJson(value: unknown): void {
   console.log(JSON.stringify(value, null, 2));
 }
-

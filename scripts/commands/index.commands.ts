@@ -1,10 +1,9 @@
 import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { AppError } from '../../shared/errors.ts';
 import { createRepositoryService } from '../../shared/indexing/repository.service.ts';
 import type { IndexProgress } from '../../shared/indexing/index-run.ts';
 import type { Platform } from '../../shared/platform.ts';
-import { list, printJson, withPlatform } from './cli-support.ts';
+import { list, printJson, wholeNumber, withPlatform } from './cli-support.ts';
 import { QUEUE_NAMES } from '../../shared/queue/registry.ts';
 import { createSearchService } from '../../shared/search/hybrid-search.ts';
 import { sleep } from '../stack/process.ts';
@@ -47,9 +46,12 @@ async function waitForIndex(platform: Platform, jobId: string): Promise<boolean>
         console.error(`${phase}…`);
       }
       lastPhase = phase;
+      // The job was read before its state: read it again, or a job that has just finished
+      // still lacks its return value or failure reason.
+      const done = state === 'completed' || state === 'failed' ? ((await queue.getJob(jobId)) ?? job) : job;
       if (state === 'completed') {
         if (started) bar.stop();
-        const r = job.returnvalue as { commit: string; upToDate: boolean; chunks?: number; filesChanged?: number };
+        const r = done.returnvalue as { commit: string; upToDate: boolean; chunks?: number; filesChanged?: number };
         console.log(
           r.upToDate
             ? `up to date at ${r.commit.slice(0, 12)}`
@@ -59,7 +61,7 @@ async function waitForIndex(platform: Platform, jobId: string): Promise<boolean>
       }
       if (state === 'failed') {
         if (started) bar.stop();
-        console.error(`error: indexing failed: ${job.failedReason}`);
+        console.error(`error: indexing failed: ${done.failedReason}`);
         return false;
       }
       await sleep(300);
@@ -149,22 +151,19 @@ export function registerIndexCommands(program: Command): void {
     .option('--repo <names>', 'only these repositories (comma-separated, repeatable)', list)
     .option('--lang <language>', 'only this language (e.g. typescript, python)')
     .option('--path <glob>', 'only paths matching this glob (e.g. "src/**/*.ts")')
-    .addOption(new Option('--limit <k>', 'number of results (1-100)').default(10).argParser((v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1 || n > 100) throw new AppError(400, 'invalid_limit', `--limit must be a whole number from 1 to 100, not "${v}"`);
-      return n;
-    }))
+    .addOption(new Option('--limit <k>', 'number of results (1-100)').default(10).argParser(wholeNumber('--limit', 1, 100)))
     .option('--json', 'print JSON')
     .action(async (query: string, opts: { repo?: string[]; lang?: string; path?: string; limit: number; json?: boolean }) => {
       await withPlatform(async (platform) => {
-        const { hits, tookMs } = await createSearchService(platform).search({
+        const { hits, tookMs, warnings } = await createSearchService(platform).search({
           query,
           repositories: opts.repo,
           language: opts.lang,
           pathGlob: opts.path,
           limit: opts.limit,
         });
-        if (opts.json) return printJson({ hits, tookMs });
+        if (opts.json) return printJson({ hits, tookMs, warnings });
+        for (const w of warnings) console.error(`warning: ${w.message}`);
         if (hits.length === 0) return console.log('no results');
         for (const h of hits) {
           console.log(`${h.repository}:${h.path}:${h.startLine}-${h.endLine}${h.symbol ? `  ${h.symbol}` : ''}  (${h.score.toFixed(4)}, ${h.matchedBy.join('+')}, @${h.commit.slice(0, 12)})`);
@@ -178,14 +177,16 @@ export function registerIndexCommands(program: Command): void {
     .command('jobs')
     .description('recent jobs of every queue with their state and progress')
     .option('--failed', 'only failed jobs, with their reasons')
-    .option('--limit <n>', 'jobs per queue', (v) => Number(v), 20)
+    // Each listed job costs a Redis round trip for its state: bound it.
+    .addOption(new Option('--limit <n>', 'jobs per queue (1-1000)').default(20).argParser(wholeNumber('--limit', 1, 1000)))
     .option('--json', 'print JSON')
     .action(async (opts: { failed?: boolean; limit: number; json?: boolean }) => {
       await withPlatform(async (platform) => {
         const states = opts.failed ? (['failed'] as const) : (['active', 'waiting', 'waiting-children', 'delayed', 'failed', 'completed'] as const);
         const rows = [];
         for (const name of QUEUE_NAMES) {
-          const jobs = await platform.queues.queues[name].getJobs([...states], 0, opts.limit - 1, false);
+          // getJobs applies the range to each state on its own: cut the union down to --limit.
+          const jobs = (await platform.queues.queues[name].getJobs([...states], 0, opts.limit - 1, false)).slice(0, opts.limit);
           for (const job of jobs) {
             rows.push({
               queue: name,

@@ -1,21 +1,11 @@
 import type { Command } from 'commander';
-import { migrateDatabase } from '../../shared/db/migrate.ts';
-import { createLogger } from '../../shared/logger.ts';
 import type { Platform } from '../../shared/platform.ts';
 import { createTokenService, parseDuration, type TokenRecord, type TokenService } from '../../shared/auth/token.service.ts';
 import { list, printJson, withPlatform } from './cli-support.ts';
 
-/**
- * Tokens are usually the first thing set up, before the API has ever started
- * and migrated the database: migrate here too (idempotent, under the migration lock).
- */
+/** The token service over the platform's Postgres (which `withPlatform` has migrated). */
 async function withTokens<T>(fn: (tokens: TokenService) => Promise<T>): Promise<T> {
-  return withPlatform(async (platform: Platform) => {
-    const { config } = platform;
-    const logger = createLogger({ logLevel: process.env.LOG_LEVEL ?? 'warn', logPretty: false }, { destination: 2 });
-    await migrateDatabase({ databaseUrl: config.databaseUrl, schema: config.databaseSchema }, logger);
-    return fn(createTokenService(platform.stores.postgres, { instances: config.instances }));
-  });
+  return withPlatform(async (platform: Platform) => fn(createTokenService(platform.stores.postgres, { instances: platform.config.instances })));
 }
 
 const date = (d: Date | null) => (d ? d.toISOString().replace(/\.\d{3}Z$/, 'Z') : '-');
