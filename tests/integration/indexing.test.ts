@@ -300,6 +300,26 @@ describe('indexing pipeline against the real stores', () => {
     }
   });
 
+  it("indexes only what the repository's include globs take and its exclude globs leave", async () => {
+    const globbed = createGitFixture();
+    try {
+      globbed.write({
+        'src/ledger.ts': 'export function postEntry(amount: number) {\n  return amount;\n}\n',
+        'src/ledger.test.ts': 'import { postEntry } from "./ledger";\npostEntry(1);\n',
+        'src/deep/fees.py': 'def fee_for(amount):\n    return amount / 100\n',
+        'docs/guide.md': '# Guide\n\nHow to post entries.\n',
+        'scripts/release.sh': 'echo release\n',
+      });
+      globbed.commit('globbed');
+      const added = await t.repos.add({ source: globbed.dir, name: 'globbed', include: ['src/**', 'docs/*.md'], exclude: ['**/*.test.ts', 'docs/**'] });
+      await index('globbed');
+      expect([...(await t.platform.chunks.liveFiles(added.id, 'main')).keys()].sort()).toEqual(['src/deep/fees.py', 'src/ledger.ts']);
+      await t.repos.remove('globbed');
+    } finally {
+      globbed.cleanup();
+    }
+  });
+
   it('removing a repository removes its data from every store', async () => {
     const billing = (await t.platform.repositories.findByName('billing'))!;
     await t.repos.remove('billing');
