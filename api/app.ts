@@ -64,7 +64,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   const tokens = createTokenService(platform.stores.postgres, { instances: config.instances });
   const repos = createRepositoryService(platform);
-  const search = createSearchService(platform);
+  const search = createSearchService(platform, { logger });
   const graph = createGraphQueryService(platform);
   const jobs = createJobStatusService(platform);
   const webhooks = createWebhookService(platform, { globalSecret: config.webhookSecret });

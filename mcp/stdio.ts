@@ -9,7 +9,7 @@ import { createJobStatusService } from '../shared/queue/job-status.service.ts';
 import { createSearchService } from '../shared/search/hybrid-search.ts';
 import { createShutdown, onSignals } from '../shared/shutdown.ts';
 import { createMcpServer, type McpDeps } from './server.ts';
-import { warmUp } from './warm-up.ts';
+import { warmUp, warmUpEmbeddings } from './warm-up.ts';
 
 /**
  * Composition root of the MCP server over stdio, as IDE agents spawn it.
@@ -30,15 +30,17 @@ async function main(): Promise<void> {
   const stdioInstances = config.mcpStdioInstances;
   const deps = {
     platform,
-    search: createSearchService(platform),
+    search: createSearchService(platform, { logger }),
     graph: createGraphQueryService(platform),
     repos: createRepositoryService(platform),
     jobs: createJobStatusService(platform),
     principal: { name: 'stdio', scopes: ['read', 'write'], instances: stdioInstances },
     logger,
   } satisfies McpDeps;
-  // The agent's first calls should not pay for cold code, connections and caches (warm-up.ts).
-  await warmUp(createMcpServer(deps), logger);
+  // The agent's first calls should not pay for cold code, connections and caches (warm-up.ts); the
+  // warm-up's queries are embedded locally, never by a paid or remote API.
+  const warmUpSearch = createSearchService({ ...platform, embeddings: warmUpEmbeddings(platform.embeddings) }, { logger });
+  await warmUp(createMcpServer({ ...deps, search: warmUpSearch }), logger);
   const server = createMcpServer(deps);
 
   const shutdown = createShutdown(

@@ -19,6 +19,11 @@ export const searchHitSchema = z.object({
   matchedBy: z.array(z.enum(['vector', 'text'])),
 });
 
+export const searchWarningSchema = z.object({
+  code: z.enum(['vector_search_unavailable']).describe('vector_search_unavailable: the query could not be embedded, so hits come from full text alone'),
+  message: z.string(),
+});
+
 export const searchRoutes: FastifyPluginAsyncZod<{ search: SearchService; metrics: Metrics }> = async (app, { search, metrics }) => {
   app.addHook('onResponse', async (request, reply) => {
     if (reply.statusCode < 400) metrics.searchSeconds.observe({ kind: 'search' }, reply.elapsedTime / 1000);
@@ -37,7 +42,14 @@ export const searchRoutes: FastifyPluginAsyncZod<{ search: SearchService; metric
           path: z.string().max(500).optional().describe('only paths matching this glob'),
           limit: z.coerce.number().int().min(1).max(100).optional().describe('number of results (1-100, default 10)'),
         }),
-        response: { 200: z.object({ hits: z.array(searchHitSchema), tookMs: z.number() }), ...errorResponses },
+        response: {
+          200: z.object({
+            hits: z.array(searchHitSchema),
+            tookMs: z.number(),
+            warnings: z.array(searchWarningSchema).describe('what made this answer weaker than usual; empty normally'),
+          }),
+          ...errorResponses,
+        },
       },
     },
     async (request) =>

@@ -47,6 +47,9 @@ export const semanticSearchTool = defineTool({
     query: z.string(),
     results: z.array(hit),
     commits: z.array(z.object({ repository: z.string(), branch: z.string(), commit: z.string() })).describe('the indexed commit each result comes from'),
+    warnings: z
+      .array(z.object({ code: z.enum(['vector_search_unavailable']), message: z.string() }))
+      .describe('what made this answer weaker than usual, e.g. results from full text only because vector search was unavailable; empty normally'),
   }),
   annotations: { readOnlyHint: true, openWorldHint: false },
 
@@ -54,7 +57,7 @@ export const semanticSearchTool = defineTool({
     if (input.language && !(LANGUAGES as readonly string[]).includes(input.language)) {
       throw badRequest(`unknown language "${input.language}": use one of ${LANGUAGES.join(', ')}`, 'invalid_language');
     }
-    const { hits } = await ctx.search.search({
+    const { hits, warnings } = await ctx.search.search({
       query: input.query,
       instances: ctx.instances,
       ...(input.repository ? { repositories: [input.repository] } : {}),
@@ -65,7 +68,8 @@ export const semanticSearchTool = defineTool({
     if (hits.length === 0) {
       const filters = [input.repository && `repository ${input.repository}`, input.language && `language ${input.language}`, input.path_glob && `paths ${input.path_glob}`].filter(Boolean);
       throw notFound(
-        `no indexed code matched "${input.query}"${filters.length ? ` with ${filters.join(', ')}` : ''}. ` +
+        `no indexed code matched "${input.query}"${filters.length ? ` with ${filters.join(', ')}` : ''}` +
+          `${warnings.map((w) => `; ${w.message}`).join('')}. ` +
           `Try other words or fewer filters; list_repositories shows what is indexed`,
         'no_results',
       );
@@ -82,11 +86,14 @@ export const semanticSearchTool = defineTool({
       snippet: shortSnippet(h.snippet),
     }));
     const commits = [...new Map(hits.map((h) => [h.repository, { repository: h.repository, branch: h.branch, commit: h.commit }])).values()];
-    const lines = [`${plural(results.length, 'result')} for "${input.query}" (${commits.map((c) => `${c.repository}@${shortSha(c.commit)}`).join(', ')}):`];
+    const lines = [
+      ...warnings.map((w) => `Warning: ${w.message}.`),
+      `${plural(results.length, 'result')} for "${input.query}" (${commits.map((c) => `${c.repository}@${shortSha(c.commit)}`).join(', ')}):`,
+    ];
     results.forEach((r, i) => {
       lines.push(`${i + 1}. ${location(r.repository, r.path, r.startLine, r.endLine)}${r.symbol ? ` ${r.kind} ${r.symbol}` : ''}`);
       lines.push(r.snippet.replace(/^/gm, '   '));
     });
-    return { text: lines.join('\n'), data: { query: input.query, results, commits } };
+    return { text: lines.join('\n'), data: { query: input.query, results, commits, warnings } };
   },
 });

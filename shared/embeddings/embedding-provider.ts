@@ -4,13 +4,27 @@ import { OpenAIEmbeddingProvider } from './openai.provider.ts';
 
 export { EmbeddingError, type EmbeddingErrorKind } from './openai.provider.ts';
 
+/**
+ * How patient one `embed` call is. Indexing batches take the configured
+ * retries and no deadline (the queue retries a failed job later); a query a
+ * person or an agent waits for takes a short deadline and few retries, and
+ * does without vectors when it runs out.
+ */
+export interface EmbedOptions {
+  signal?: AbortSignal;
+  /** Retries for this call instead of the configured `maxRetries`. */
+  maxRetries?: number;
+  /** Time the whole call may take, retries and backoff included; past it, it fails with an `EmbeddingError` of kind 'timeout'. A backoff that would end past it is not waited out. */
+  timeoutMs?: number;
+}
+
 export interface EmbeddingProvider {
   /** Stable identity of the vector space: provider + model + dimensions, e.g. "openai:text-embedding-3-small:1536" or "local:hash-v1:384". Used to key the embedding cache and name the Chroma collection. */
   readonly id: string;
   readonly model: string;
   readonly dimensions: number;
   /** Embeds texts in order; returns one vector per text (L2-normalised). Batches, limits concurrency and retries internally. */
-  embed(texts: string[], options?: { signal?: AbortSignal }): Promise<number[][]>;
+  embed(texts: string[], options?: EmbedOptions): Promise<number[][]>;
   /** Counters for metrics and benchmarks: calls = HTTP requests (or batches for local), inputs, tokens (estimated where the API does not say). */
   stats(): { calls: number; inputs: number; tokens: number; retries: number };
 }

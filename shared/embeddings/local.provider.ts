@@ -1,5 +1,5 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import type { EmbeddingProvider } from './embedding-provider.ts';
+import type { EmbeddingProvider, EmbedOptions } from './embedding-provider.ts';
 
 /**
  * Offline embeddings with nothing to download: signed feature hashing over
@@ -109,7 +109,8 @@ export class LocalEmbeddingProvider implements EmbeddingProvider {
     return { ...this.counters };
   }
 
-  async embed(texts: string[], options: { signal?: AbortSignal } = {}): Promise<number[][]> {
+  /** Local CPU work that cannot fail the way a server does: retries and deadlines do not apply, only the signal. */
+  async embed(texts: string[], options: EmbedOptions = {}): Promise<number[][]> {
     options.signal?.throwIfAborted();
     this.counters.calls++;
     const vectors: number[][] = [];

@@ -1,7 +1,7 @@
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { Logger } from '../logger.ts';
-import type { EmbeddingConfig, EmbeddingProvider } from './embedding-provider.ts';
+import type { EmbeddingConfig, EmbeddingProvider, EmbedOptions } from './embedding-provider.ts';
 
 /**
  * Embeddings over the OpenAI API or any server that speaks it (Ollama, vLLM,
@@ -129,6 +129,9 @@ interface Batch {
 
 interface CallState {
   shrinkRequests: number;
+  maxRetries: number;
+  /** performance.now() past which the call has failed (`timeoutMs`), if it has a deadline. */
+  deadline: number | undefined;
 }
 
 export class OpenAIEmbeddingProvider implements EmbeddingProvider {
@@ -187,7 +190,7 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
     return { ...this.counters };
   }
 
-  async embed(texts: string[], options: { signal?: AbortSignal } = {}): Promise<number[][]> {
+  async embed(texts: string[], options: EmbedOptions = {}): Promise<number[][]> {
     options.signal?.throwIfAborted();
     if (texts.length === 0) return [];
 
@@ -206,21 +209,42 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
     const results: number[][] = new Array(texts.length);
     // A permanent failure of one batch stops the others instead of spending quota on a call that will fail anyway.
     const failed = new AbortController();
-    const signal = options.signal ? AbortSignal.any([options.signal, failed.signal]) : failed.signal;
-    const state: CallState = { shrinkRequests: 0 };
+    const signals = [failed.signal];
+    if (options.signal) signals.push(options.signal);
+    // The deadline aborts a request in flight with a reason that says what happened, not a bare AbortError.
+    let deadlineTimer: NodeJS.Timeout | undefined;
+    if (options.timeoutMs !== undefined) {
+      const late = new AbortController();
+      const ms = options.timeoutMs;
+      deadlineTimer = setTimeout(
+        () => late.abort(new EmbeddingError(`${this.server} did not answer within ${ms} ms`, { kind: 'timeout', retryable: true })),
+        ms,
+      );
+      signals.push(late.signal);
+    }
+    const signal = signals.length === 1 ? failed.signal : AbortSignal.any(signals);
+    const state: CallState = {
+      shrinkRequests: 0,
+      maxRetries: options.maxRetries ?? this.config.maxRetries,
+      deadline: options.timeoutMs === undefined ? undefined : performance.now() + options.timeoutMs,
+    };
 
-    await Promise.all(
-      this.plan(prepared).map((batch) =>
-        this.limit(async () => {
-          signal.throwIfAborted();
-          const vectors = await this.embedBatch(batch.texts, signal, state);
-          vectors.forEach((vector, i) => (results[batch.start + i] = vector));
-        }).catch((err: unknown) => {
-          failed.abort(err);
-          throw err;
-        }),
-      ),
-    );
+    try {
+      await Promise.all(
+        this.plan(prepared).map((batch) =>
+          this.limit(async () => {
+            signal.throwIfAborted();
+            const vectors = await this.embedBatch(batch.texts, signal, state);
+            vectors.forEach((vector, i) => (results[batch.start + i] = vector));
+          }).catch((err: unknown) => {
+            failed.abort(err);
+            throw err;
+          }),
+        ),
+      );
+    } finally {
+      clearTimeout(deadlineTimer);
+    }
     return results;
   }
 
@@ -249,7 +273,7 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
    */
   private async embedBatch(texts: string[], signal: AbortSignal, state: CallState): Promise<number[][]> {
     try {
-      return await this.request(texts, signal);
+      return await this.request(texts, signal, state);
     } catch (err) {
       if (!(err instanceof EmbeddingError) || err.kind !== 'too_large') throw err;
       const only = texts.length === 1 ? texts[0]! : undefined;
@@ -276,7 +300,7 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
   }
 
   /** One HTTP request with retries on 429, 5xx, timeouts and network errors. */
-  private async request(texts: string[], signal: AbortSignal): Promise<number[][]> {
+  private async request(texts: string[], signal: AbortSignal, state: CallState): Promise<number[][]> {
     for (let attempt = 0; ; attempt++) {
       signal.throwIfAborted();
       this.counters.calls++;
@@ -295,7 +319,9 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
         if (signal.aborted) throw signal.reason;
         const failure = this.describe(err);
         if (!failure.retryable) throw failure;
-        if (attempt >= this.config.maxRetries) {
+        const delayMs = this.retryDelay(attempt, err instanceof APIError ? err.headers : undefined);
+        // Waiting past the deadline only to be aborted would hide the real failure behind a timeout.
+        if (attempt >= state.maxRetries || (state.deadline !== undefined && performance.now() + delayMs >= state.deadline)) {
           throw new EmbeddingError(`Embedding request failed after ${attempt} retries: ${failure.message}`, {
             kind: failure.kind,
             retryable: true,
@@ -303,10 +329,9 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
             cause: err,
           });
         }
-        const delayMs = this.retryDelay(attempt, err instanceof APIError ? err.headers : undefined);
         this.counters.retries++;
         this.logger.warn(
-          { status: failure.status, kind: failure.kind, retry: attempt + 1, of: this.config.maxRetries, delayMs: Math.round(delayMs) },
+          { status: failure.status, kind: failure.kind, retry: attempt + 1, of: state.maxRetries, delayMs: Math.round(delayMs) },
           `embedding request failed, retrying: ${failure.message}`,
         );
         await sleep(delayMs, signal);

@@ -1,6 +1,8 @@
 import picomatch from 'picomatch';
 import { queryWords, wordParts } from './code-tokens.ts';
+import { EmbeddingError, type EmbeddingErrorKind } from '../embeddings/embedding-provider.ts';
 import { badRequest, notFound } from '../errors.ts';
+import type { Logger } from '../logger.ts';
 import type { Platform } from '../platform.ts';
 
 export interface SearchQuery {
@@ -29,6 +31,57 @@ export interface SearchHit {
   score: number;
   /** Which retrievers found it: vector, text or both. */
   matchedBy: Array<'vector' | 'text'>;
+}
+
+/**
+ * Something that made a search answer less than it could, while still
+ * answering. `vector_search_unavailable`: the query could not be embedded,
+ * so the hits come from full text alone.
+ */
+export interface SearchWarning {
+  code: 'vector_search_unavailable';
+  /** For people and agents: what is missing and why, without internals (URLs, server messages). */
+  message: string;
+}
+
+export interface SearchResult {
+  hits: SearchHit[];
+  tookMs: number;
+  /** Empty when both retrievers answered. */
+  warnings: SearchWarning[];
+}
+
+/**
+ * The query embedding is waited for by a person or an agent, unlike an
+ * indexing batch (6 retries over about a minute and a half, then the queue
+ * retries the job): a one-input request takes OpenAI a few hundred
+ * milliseconds, a refused connection fails at once and one retry after a
+ * ~0.5 s backoff rides out a blip, and past two seconds the search answers
+ * from full text rather than keep the caller waiting.
+ */
+export const QUERY_EMBEDDING = Object.freeze({ timeoutMs: 2000, maxRetries: 1 });
+
+/** Why the query could not be embedded, in words safe to show any caller: an API key rejection message can quote part of the key. */
+const EMBEDDING_FAILURE: Record<EmbeddingErrorKind, string> = {
+  network: 'the embedding server could not be reached',
+  timeout: 'the embedding server did not answer in time',
+  rate_limited: 'the embedding server is rate limiting requests',
+  server: 'the embedding server failed',
+  quota: 'the embedding account has run out of quota',
+  auth: 'the embedding server rejected the API key',
+  forbidden: 'the embedding server refused access to the model',
+  not_found: 'the embedding server does not offer the configured model',
+  too_large: 'the embedding server found the query too large',
+  bad_request: 'the embedding server rejected the query',
+  invalid_response: 'the embedding server answered with something other than an embedding',
+  config: 'embeddings are not configured correctly',
+};
+
+function vectorSearchUnavailable(err: EmbeddingError): SearchWarning {
+  return {
+    code: 'vector_search_unavailable',
+    message: `vector search unavailable: ${EMBEDDING_FAILURE[err.kind]}; results come from full-text search alone`,
+  };
 }
 
 /** Reciprocal rank fusion constant (Cormack et al.): damps the weight of the very top ranks. */
@@ -114,11 +167,13 @@ export function snippet(content: string, words: string[]): string {
  * Hybrid search: nearest vectors from ChromaDB and full-text matches from
  * Postgres, fused by reciprocal rank. Postgres is the arbiter of what is
  * live: a vector whose chunk is not in the published index is dropped, so
- * results always come from each branch's indexed commit.
+ * results always come from each branch's indexed commit. When the query
+ * cannot be embedded in time (`QUERY_EMBEDDING`), the search answers from
+ * full text and says so in `warnings`; the full reason goes to the log.
  */
-export function createSearchService(platform: Platform) {
+export function createSearchService(platform: Platform, options: { logger?: Pick<Logger, 'warn'> } = {}) {
   return {
-    async search(q: SearchQuery): Promise<{ hits: SearchHit[]; tookMs: number }> {
+    async search(q: SearchQuery): Promise<SearchResult> {
       const started = performance.now();
       const text = q.query.trim();
       if (!text) throw badRequest('query must not be empty', 'invalid_query');
@@ -144,7 +199,8 @@ export function createSearchService(platform: Platform) {
         const b = r.branches.find((x) => x.branch === r.defaultBranch && x.indexedCommit);
         return b ? [{ repositoryId: r.id, branch: b.branch, name: r.name, commit: b.indexedCommit! }] : [];
       });
-      if (targets.length === 0) return { hits: [], tookMs: Math.round(performance.now() - started) };
+      const warnings: SearchWarning[] = [];
+      if (targets.length === 0) return { hits: [], tookMs: Math.round(performance.now() - started), warnings };
       const repositoryBranches = targets.map((t) => ({ repositoryId: t.repositoryId, branch: t.branch }));
 
       // Language and path filters apply to the vector side after retrieval (Chroma's filtered search is a
@@ -153,7 +209,16 @@ export function createSearchService(platform: Platform) {
       const fullText = fullTextQuery(text);
       const snippetWords = [...new Set(searchWords(text).map((w) => w.toLowerCase()))];
       const [vectorHits, textIds] = await Promise.all([
-        platform.embeddings.embed([text]).then(([v]) => platform.vectors.query(v!, depth, { repositoryBranches })),
+        platform.embeddings.embed([text], QUERY_EMBEDDING).then(
+          ([v]) => platform.vectors.query(v!, depth, { repositoryBranches }),
+          (err: unknown) => {
+            // Anything but an embedding failure (a bug, the caller's abort) still fails the search.
+            if (!(err instanceof EmbeddingError)) throw err;
+            options.logger?.warn({ kind: err.kind, err: err.message }, 'search query could not be embedded; answering from full text alone');
+            warnings.push(vectorSearchUnavailable(err));
+            return [];
+          },
+        ),
         platform.chunks.fullText(fullText, { repositoryBranches, ...(q.language ? { language: q.language } : {}) }, depth, { enough: limit }),
       ]);
 
@@ -199,7 +264,7 @@ export function createSearchService(platform: Platform) {
           if (hits.length >= limit) break;
         }
       }
-      return { hits, tookMs: Math.round(performance.now() - started) };
+      return { hits, tookMs: Math.round(performance.now() - started), warnings };
     },
   };
 }

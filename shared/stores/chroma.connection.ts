@@ -50,14 +50,40 @@ function base64Vector(v: number[]): string {
   return Buffer.from(Float32Array.from(v).buffer).toString('base64');
 }
 
+/**
+ * The chromadb client for a Chroma URL that may carry a path (a Chroma behind
+ * a reverse proxy at http://host/chroma). The client (3.x) builds its base URL
+ * from host, port and ssl alone (its deprecated `path` argument is parsed down
+ * to those too), so under a path every call would go to /api/v2/… and get a
+ * 404. Its generated HTTP client does take a base URL, set here after
+ * construction; only when there is a path, and checked, so a chromadb upgrade
+ * that moves it fails at start with a reason rather than with 404s.
+ */
+function chromaClient(url: URL, basePath: string): ChromaClient {
+  const secure = url.protocol === 'https:';
+  const port = Number(url.port || (secure ? 443 : 80));
+  const client = new ChromaClient({ host: url.hostname, port, ssl: secure });
+  if (basePath) {
+    // Private in the client's types; collections it opens share this same HTTP client, so they follow.
+    const api = (client as unknown as { apiClient?: { setConfig?: (config: { baseUrl: string }) => unknown } }).apiClient;
+    if (typeof api?.setConfig !== 'function') {
+      throw new Error(
+        `CHROMA_URL ${url.href} has a path (${basePath}), which this version of the chromadb client cannot be given: serve Chroma at the root of a host or port`,
+      );
+    }
+    api.setConfig({ baseUrl: `${url.origin}${basePath}` });
+  }
+  return client;
+}
+
 export function createChromaConnection(options: { url: string; collectionPrefix: string }): ChromaConnection {
   const url = new URL(options.url);
   const secure = url.protocol === 'https:';
   const port = Number(url.port || (secure ? 443 : 80));
-  const client = new ChromaClient({ host: url.hostname, port, ssl: secure });
+  const basePath = url.pathname.replace(/\/+$/, '');
+  const client = chromaClient(url, basePath);
   const transport = secure ? https : http;
   const agent = new transport.Agent({ keepAlive: true, maxSockets: 64 });
-  const basePath = url.pathname.replace(/\/+$/, '');
 
   function post<T>(collection: Collection, action: string, body: unknown): Promise<T> {
     const payload = Buffer.from(JSON.stringify(body));

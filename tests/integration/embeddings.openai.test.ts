@@ -1,4 +1,4 @@
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_EMBEDDING_CONFIG, type EmbeddingConfig } from '../../shared/embeddings/embedding-provider.ts';
 import {
@@ -298,6 +298,43 @@ describe('OpenAI embedding provider against a fake OpenAI server', () => {
     expect(server.requests).toHaveLength(1);
   }, 5_000);
 
+  it('an interactive call takes its own retries: a refused connection fails after one, not the configured six', async () => {
+    const closed = await unusedPort();
+    const embeddings = provider({ url: `http://127.0.0.1:${closed}/v1` }, { maxRetries: 6 });
+
+    const err = await rejection(embeddings.embed(['a'], { maxRetries: 1, timeoutMs: 2000 }));
+
+    expect(err.message).toMatch(new RegExp(`^Embedding request failed after 1 retries: Could not reach the embedding server at http://127.0.0.1:${closed}/v1`));
+    expect(err).toMatchObject({ retryable: true, kind: 'network' });
+    expect(embeddings.stats()).toMatchObject({ calls: 2, retries: 1 });
+  });
+
+  it('a deadline ends a request the server never answers, saying so', async () => {
+    const silent = await startSilentServer();
+    // The per-request timeout is far away: only the call's deadline can end it in time.
+    const embeddings = provider({ url: silent.url }, { maxRetries: 0, requestTimeoutMs: 30_000 });
+
+    const err = await rejection(embeddings.embed(['a'], { timeoutMs: 300 }));
+
+    expect(err.message).toBe(`The embedding server at ${silent.url} did not answer within 300 ms`);
+    expect(err).toMatchObject({ retryable: true, kind: 'timeout' });
+    expect(silent.connections()).toBe(1);
+    await silent.close();
+  }, 10_000);
+
+  it('a deadline is not spent waiting out a backoff that would end past it', async () => {
+    const server = await start();
+    server.failNext(1, { status: 429, message: 'Rate limit reached', code: 'rate_limit_exceeded', headers: { 'retry-after': '30' } });
+    const embeddings = provider(server);
+
+    const err = await rejection(embeddings.embed(['a'], { maxRetries: 3, timeoutMs: 2000 }));
+
+    expect(err.message).toBe(`Embedding request failed after 0 retries: The embedding server at ${server.url} is rate limiting requests (429): Rate limit reached`);
+    expect(err).toMatchObject({ kind: 'rate_limited', status: 429 });
+    expect(server.requests).toHaveLength(1);
+    expect(embeddings.stats()).toMatchObject({ calls: 1, retries: 0 });
+  }, 10_000);
+
   it('returns nothing for nothing, without a request', async () => {
     const server = await start();
     expect(await provider(server).embed([])).toEqual([]);
@@ -323,6 +360,27 @@ describe('parseRetryAfter', () => {
 });
 
 /** A port nothing listens on: bound, then released. */
+/** A server that accepts connections and never answers: an embedding server that hangs. */
+async function startSilentServer(): Promise<{ url: string; connections(): number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let accepted = 0;
+  const server = createServer((socket) => {
+    accepted++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}/v1`,
+    connections: () => accepted,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
 async function unusedPort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
@@ -19,6 +19,7 @@ import { PROJECT_ROOT, tsNodeArgs } from '../../scripts/project.ts';
 import { createTokenService } from '../../shared/auth/token.service.ts';
 import { createGraphQueryService } from '../../shared/graph/graph-query.service.ts';
 import { createJobStatusService } from '../../shared/queue/job-status.service.ts';
+import { startFakeOpenAI } from '../helpers/fake-openai-server.ts';
 import { createGitFixture, type GitFixture } from '../helpers/git-fixture.ts';
 import { silentLogger } from '../helpers/context.ts';
 import { openTestPlatform, waitForJob, type TestPlatform } from '../helpers/platform.ts';
@@ -376,11 +377,74 @@ describe('stdio warm-up', () => {
     expect(searched).toBe(5);
   });
 
+  it('keeps its time bound while a search never returns, and leaves it behind', async () => {
+    let started = 0;
+    const hanging = { search: () => (started++, new Promise<never>(() => undefined)) };
+    const result = await warmUp(createMcpServer(deps(hanging as unknown as typeof t.search)), silentLogger, { calls: 5, budgetMs: 300 });
+    expect(result.calls).toBe(0);
+    expect(started).toBe(1);
+  }, 10_000);
+
   it('never fails start-up: a search that throws ends it early', async () => {
     const broken = { search: async () => Promise.reject(new Error('postgres is down')) };
     // The tool answers isError for each call (the agent would see the reason); warm-up carries on and resolves.
     await expect(warmUp(createMcpServer(deps(broken as unknown as typeof t.search)), silentLogger, { calls: 3, budgetMs: 30_000 })).resolves.toMatchObject({ calls: 3 });
   });
+});
+
+describe('stdio with the openai embedding provider', () => {
+  async function connect(env: Record<string, string>): Promise<{ client: Client; stderr: () => string }> {
+    let stderr = '';
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: tsNodeArgs('mcp/stdio.ts'),
+      cwd: PROJECT_ROOT,
+      env: { ...childEnv(), EMBEDDING_PROVIDER: 'openai', OPENAI_API_KEY: 'test-key', ...env },
+      stderr: 'pipe',
+    });
+    transport.stderr?.on('data', (d) => (stderr += d));
+    const client = new Client({ name: 'mcp-test', version: '1.0.0' });
+    // Resolves once the server answers `initialize`, which it does only after its warm-up.
+    await client.connect(transport);
+    return { client, stderr: () => stderr };
+  }
+
+  it('start-up sends no request to the paid embedding API; a search sends one', async () => {
+    const fake = await startFakeOpenAI();
+    try {
+      const { client } = await connect({ OPENAI_BASE_URL: fake.url });
+      try {
+        expect(fake.requests).toHaveLength(0);
+        const found = await call(client, 'semantic_search', { query: 'total' });
+        expect(found.isError).toBeFalsy();
+        expect(fake.requests.map((r) => r.inputs)).toEqual([['total']]);
+      } finally {
+        await client.close();
+      }
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it('with the embedding server down, starts and answers semantic_search from full text, saying so', async () => {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const closed = (probe.address() as AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+
+    const { client, stderr } = await connect({ OPENAI_BASE_URL: `http://127.0.0.1:${closed}/v1` });
+    try {
+      const found = await call(client, 'semantic_search', { query: 'total' });
+      expect(found.isError, textOf(found)).toBeFalsy();
+      expect(textOf(found)).toMatch(/^Warning: vector search unavailable: the embedding server could not be reached; results come from full-text search alone\.\n/);
+      expect(textOf(found)).toContain('billing:src/math.ts');
+      expect(found.structuredContent!.warnings).toEqual([{ code: 'vector_search_unavailable', message: expect.stringContaining('could not be reached') }]);
+      // The operator's log has the detail the agent is not shown.
+      expect(stderr()).toContain(`Could not reach the embedding server at http://127.0.0.1:${closed}/v1`);
+    } finally {
+      await client.close();
+    }
+  }, 90_000);
 });
 
 describe('stdio process lifecycle', () => {
