@@ -2,6 +2,7 @@ import picomatch from 'picomatch';
 import { queryWords, wordParts } from './code-tokens.ts';
 import { EmbeddingError, type EmbeddingErrorKind } from '../embeddings/embedding-provider.ts';
 import { badRequest, notFound } from '../errors.ts';
+import { isChromaUnavailable } from '../stores/chroma.connection.ts';
 import type { Logger } from '../logger.ts';
 import type { Platform } from '../platform.ts';
 
@@ -83,6 +84,11 @@ function vectorSearchUnavailable(err: EmbeddingError): SearchWarning {
     message: `vector search unavailable: ${EMBEDDING_FAILURE[err.kind]}; results come from full-text search alone`,
   };
 }
+
+const VECTOR_STORE_UNAVAILABLE: SearchWarning = Object.freeze({
+  code: 'vector_search_unavailable',
+  message: 'vector search unavailable: the vector store (ChromaDB) could not be reached or did not answer in time; results come from full-text search alone',
+});
 
 /** Reciprocal rank fusion constant (Cormack et al.): damps the weight of the very top ranks. */
 const RRF_K = 60;
@@ -210,7 +216,14 @@ export function createSearchService(platform: Platform, options: { logger?: Pick
       const snippetWords = [...new Set(searchWords(text).map((w) => w.toLowerCase()))];
       const [vectorHits, textIds] = await Promise.all([
         platform.embeddings.embed([text], QUERY_EMBEDDING).then(
-          ([v]) => platform.vectors.query(v!, depth, { repositoryBranches }),
+          ([v]) =>
+            platform.vectors.query(v!, depth, { repositoryBranches }).catch((err: unknown) => {
+              // Chroma down or stuck: full text still answers. Anything else (a bug) fails the search.
+              if (!isChromaUnavailable(err)) throw err;
+              options.logger?.warn({ err: err instanceof Error ? err.message : String(err) }, 'vector store unavailable; answering from full text alone');
+              warnings.push(VECTOR_STORE_UNAVAILABLE);
+              return [];
+            }),
           (err: unknown) => {
             // Anything but an embedding failure (a bug, the caller's abort) still fails the search.
             if (!(err instanceof EmbeddingError)) throw err;

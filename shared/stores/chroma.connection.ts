@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import { ChromaClient, type Collection } from 'chromadb';
+import { ChromaClient, ChromaConnectionError, ChromaServerError, type Collection } from 'chromadb';
 import { once, type StoreConnection } from './store.ts';
 
 /** A Chroma HTTP answer of 4xx/5xx: the status and Chroma's own message. */
@@ -12,6 +12,24 @@ export class ChromaHttpError extends Error {
     super(message);
     this.name = 'ChromaHttpError';
   }
+}
+
+/** Chroma could not be reached, did not answer in time, or failed on its side (5xx): retrying later may help. */
+export class ChromaUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ChromaUnavailableError';
+  }
+}
+
+/** Whether an error from Chroma (this module's requests or the chromadb client's) means it is down, not that the call was wrong. */
+export function isChromaUnavailable(err: unknown): boolean {
+  return (
+    err instanceof ChromaUnavailableError ||
+    err instanceof ChromaConnectionError ||
+    err instanceof ChromaServerError ||
+    (err instanceof ChromaHttpError && err.status >= 500)
+  );
 }
 
 /**
@@ -34,10 +52,24 @@ export interface ChromaConnection extends StoreConnection {
   records: ChromaRecords;
   /** Prefix of every collection this deployment (or test) owns. */
   collectionPrefix: string;
+  /** How long a read (a query, opening a collection) may take before Chroma counts as unavailable. */
+  readTimeoutMs: number;
+}
+
+/** `promise`, or a ChromaUnavailableError once `ms` have passed (the call itself is left to finish). */
+export function withinChromaDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ChromaUnavailableError(`chroma ${what} did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 /** A write of 1,000 vectors takes about a second; a minute means Chroma is stuck, not busy. */
 const REQUEST_TIMEOUT_MS = 60_000;
+
+/** A query (or opening a collection) takes milliseconds; someone waits for it, and search can answer from full text without it. */
+const QUERY_TIMEOUT_MS = 5_000;
 
 /** Queries sent in one request at most: a burst larger than this goes out in several. */
 const MAX_QUERY_BATCH = 32;
@@ -76,7 +108,8 @@ function chromaClient(url: URL, basePath: string): ChromaClient {
   return client;
 }
 
-export function createChromaConnection(options: { url: string; collectionPrefix: string }): ChromaConnection {
+export function createChromaConnection(options: { url: string; collectionPrefix: string; queryTimeoutMs?: number }): ChromaConnection {
+  const queryTimeoutMs = options.queryTimeoutMs ?? QUERY_TIMEOUT_MS;
   const url = new URL(options.url);
   const secure = url.protocol === 'https:';
   const port = Number(url.port || (secure ? 443 : 80));
@@ -85,7 +118,7 @@ export function createChromaConnection(options: { url: string; collectionPrefix:
   const transport = secure ? https : http;
   const agent = new transport.Agent({ keepAlive: true, maxSockets: 64 });
 
-  function post<T>(collection: Collection, action: string, body: unknown): Promise<T> {
+  function post<T>(collection: Collection, action: string, body: unknown, timeoutMs = REQUEST_TIMEOUT_MS): Promise<T> {
     const payload = Buffer.from(JSON.stringify(body));
     const path = `${basePath}/api/v2/tenants/${encodeURIComponent(collection.tenant)}/databases/${encodeURIComponent(collection.database)}/collections/${encodeURIComponent(collection.id)}/${action}`;
     return new Promise<T>((resolve, reject) => {
@@ -98,6 +131,10 @@ export function createChromaConnection(options: { url: string; collectionPrefix:
           res.on('end', () => {
             const text = Buffer.concat(parts).toString('utf8');
             const status = res.statusCode ?? 0;
+            if (status >= 500) {
+              reject(new ChromaUnavailableError(`chroma ${action} failed (${status}): ${text.slice(0, 500)}`));
+              return;
+            }
             if (status >= 400) {
               let message = text;
               try {
@@ -117,8 +154,10 @@ export function createChromaConnection(options: { url: string; collectionPrefix:
           });
         },
       );
-      req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error(`chroma ${action} timed out after ${REQUEST_TIMEOUT_MS} ms`)));
-      req.on('error', reject);
+      req.setTimeout(timeoutMs, () => req.destroy(new ChromaUnavailableError(`chroma ${action} did not answer within ${timeoutMs} ms`)));
+      req.on('error', (err) =>
+        reject(err instanceof ChromaUnavailableError ? err : new ChromaUnavailableError(`chroma ${action} failed: ${err.message}`, { cause: err })),
+      );
       req.end(payload);
     });
   }
@@ -140,7 +179,7 @@ export function createChromaConnection(options: { url: string; collectionPrefix:
           query_embeddings: batch.map((q) => q.embedding),
           n_results: nResults,
           include: ['distances'],
-        });
+        }, queryTimeoutMs);
         batch.forEach((q, i) => {
           const ids = result.ids[i] ?? [];
           const distances = result.distances?.[i] ?? [];
@@ -179,6 +218,7 @@ export function createChromaConnection(options: { url: string; collectionPrefix:
     client,
     records,
     collectionPrefix: options.collectionPrefix,
+    readTimeoutMs: queryTimeoutMs,
     async ping() {
       await client.heartbeat();
     },

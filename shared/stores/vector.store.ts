@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { Collection } from 'chromadb';
-import type { ChromaConnection } from './chroma.connection.ts';
+import { ChromaNotFoundError, type Collection } from 'chromadb';
+import { withinChromaDeadline, type ChromaConnection } from './chroma.connection.ts';
 
 export interface VectorRecord {
   id: string;
@@ -100,16 +100,20 @@ export function createVectorStore(chroma: ChromaConnection, modelId: string) {
     return collection;
   }
 
-  /** An existing collection, or null: reads never create empty collections. */
+  /**
+   * An existing collection, or null when there is none: reads never create empty collections. Any
+   * other failure (Chroma down) is thrown, never taken for "no vectors".
+   */
   async function existing(ref: RepositoryBranchRef): Promise<Collection | null> {
     const cached = collections.get(nameOf(ref));
     if (cached) return cached;
     try {
-      const collection = await chroma.client.getCollection({ name: nameOf(ref) });
+      const collection = await withinChromaDeadline(chroma.client.getCollection({ name: nameOf(ref) }), chroma.readTimeoutMs, 'getCollection');
       collections.set(nameOf(ref), Promise.resolve(collection));
       return collection;
-    } catch {
-      return null;
+    } catch (err) {
+      if (err instanceof ChromaNotFoundError) return null;
+      throw err;
     }
   }
 

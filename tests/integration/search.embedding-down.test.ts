@@ -16,6 +16,8 @@ import { createGraphQueryService } from '../../shared/graph/graph-query.service.
 import type { Platform } from '../../shared/platform.ts';
 import { createJobStatusService } from '../../shared/queue/job-status.service.ts';
 import { createSearchService } from '../../shared/search/hybrid-search.ts';
+import { createChromaConnection } from '../../shared/stores/chroma.connection.ts';
+import { createVectorStore } from '../../shared/stores/vector.store.ts';
 import { silentLogger } from '../helpers/context.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../helpers/fake-openai-server.ts';
 import { createGitFixture, type GitFixture } from '../helpers/git-fixture.ts';
@@ -134,6 +136,45 @@ describe('search service with the embedding server unavailable', () => {
   it('a failure that is not the embedding server\'s still fails the search', async () => {
     const broken: EmbeddingProvider = { ...t.platform.embeddings, id: t.platform.embeddings.id, embed: async () => Promise.reject(new TypeError('a bug')) };
     await expect(createSearchService(withEmbeddings(broken)).search({ query: 'reconcileLedger' })).rejects.toThrow('a bug');
+  });
+});
+
+describe('search service with ChromaDB unavailable', () => {
+  const CHROMA_DOWN =
+    'vector search unavailable: the vector store (ChromaDB) could not be reached or did not answer in time; results come from full-text search alone';
+  /** The test platform with its vectors behind another Chroma address (the same collection names). */
+  const withChromaAt = (url: string, queryTimeoutMs?: number): Platform => {
+    const chroma = createChromaConnection({ url, collectionPrefix: t.config.chromaCollectionPrefix, ...(queryTimeoutMs ? { queryTimeoutMs } : {}) });
+    return { ...t.platform, vectors: createVectorStore(chroma, t.platform.embeddings.id) };
+  };
+
+  it('with Chroma down, answers from full text at once, saying so', async () => {
+    const started = performance.now();
+    const { hits, warnings } = await createSearchService(withChromaAt(`http://127.0.0.1:${closedPort}`)).search({ query: 'reconcileLedger' });
+    expect(performance.now() - started).toBeLessThan(3000);
+    expect(hits[0]).toMatchObject({ path: 'src/ledger.ts', matchedBy: ['text'] });
+    expect(warnings).toEqual([{ code: 'vector_search_unavailable', message: CHROMA_DOWN }]);
+  });
+
+  it('with a Chroma that never answers, gives up at its read deadline and answers from full text', async () => {
+    const started = performance.now();
+    const { hits, warnings } = await createSearchService(withChromaAt(silentUrl().replace(/\/v1$/, ''), 400)).search({ query: 'closeBooks period' });
+    expect(performance.now() - started).toBeLessThan(3000);
+    expect(hits[0]).toMatchObject({ path: 'src/ledger.ts', matchedBy: ['text'] });
+    expect(warnings).toEqual([{ code: 'vector_search_unavailable', message: CHROMA_DOWN }]);
+  });
+
+  it('a missing collection is no vectors, not an unavailable Chroma', async () => {
+    const platform = withChromaAt(t.config.chromaUrl);
+    expect(await platform.vectors.count({ repositoryId: 999_999, branch: 'main' })).toBe(0);
+    const { warnings } = await createSearchService(platform).search({ query: 'reconcileLedger' });
+    expect(warnings).toEqual([]);
+  });
+
+  it('a vector store that is down is an error for counting, never a count of 0 (a run would restage everything)', async () => {
+    const platform = withChromaAt(`http://127.0.0.1:${closedPort}`);
+    const ledger = (await t.platform.repositories.findByName('ledger'))!;
+    await expect(platform.vectors.count({ repositoryId: ledger.id, branch: 'main' })).rejects.toThrow();
   });
 });
 
