@@ -156,10 +156,12 @@ export const mcpHttpRoutes: FastifyPluginAsync<McpHttpOptions> = async (app, opt
   };
 
   const streamable = { tags: ['mcp'], security: [{ bearer: [] }] };
+  // The MCP server checks tool arguments itself (NUL characters among them) and answers in JSON-RPC, which clients read.
+  const config = { bodyCheckedByHandler: true };
 
   app.post(
     '/mcp',
-    { onRequest: read, schema: { ...streamable, summary: 'MCP Streamable HTTP: JSON-RPC messages (initialize opens a session)' } },
+    { onRequest: read, config, schema: { ...streamable, summary: 'MCP Streamable HTTP: JSON-RPC messages (initialize opens a session)' } },
     async (request, reply) => {
       const id = sessionHeader(request);
       if (id) {
@@ -200,6 +202,7 @@ export const mcpHttpRoutes: FastifyPluginAsync<McpHttpOptions> = async (app, opt
       method,
       url: '/mcp',
       onRequest: read,
+      config,
       schema: { ...streamable, summary: method === 'GET' ? 'MCP Streamable HTTP: server-to-client event stream of a session' : 'MCP Streamable HTTP: end a session' },
       handler: async (request, reply) => {
         const id = sessionHeader(request);
@@ -212,7 +215,7 @@ export const mcpHttpRoutes: FastifyPluginAsync<McpHttpOptions> = async (app, opt
     });
   }
 
-  app.get('/sse', { onRequest: read, schema: { ...streamable, summary: 'MCP over SSE (legacy transport): opens the event stream of a session' } }, async (request, reply) => {
+  app.get('/sse', { onRequest: read, config, schema: { ...streamable, summary: 'MCP over SSE (legacy transport): opens the event stream of a session' } }, async (request, reply) => {
     if (full()) {
       return reply.header('Retry-After', '60').status(503).send({ error: 'too_many_sessions', message: `too many open MCP sessions (${maxSessions})` });
     }
@@ -245,6 +248,7 @@ export const mcpHttpRoutes: FastifyPluginAsync<McpHttpOptions> = async (app, opt
     '/messages',
     {
       onRequest: read,
+      config,
       schema: {
         ...streamable,
         summary: 'MCP over SSE (legacy transport): a JSON-RPC message for a session',

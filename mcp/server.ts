@@ -1,6 +1,7 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { z } from 'zod';
+import { findNulCharacter, nulCharacterMessage } from '../shared/errors.ts';
 import type { GraphQueryService } from '../shared/graph/graph-query.service.ts';
 import type { RepositoryService } from '../shared/indexing/repository.service.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -18,7 +19,7 @@ import { getJobStatusTool } from './tools/get-job-status.tool.ts';
 import { indexRepositoryTool } from './tools/index-repository.tool.ts';
 import { listRepositoriesTool } from './tools/list-repositories.tool.ts';
 import { semanticSearchTool } from './tools/semantic-search.tool.ts';
-import { failureResult, resolveInstances, type McpTool } from './tools/tool.ts';
+import { failureResult, resolveInstances, toolError, type McpTool } from './tools/tool.ts';
 
 export const MCP_SERVER_NAME = 'personal-knowledge-mcp';
 export const MCP_SERVER_VERSION = '0.1.0';
@@ -88,6 +89,9 @@ export function createMcpServer(deps: McpDeps): McpServer {
         annotations: tool.annotations,
       },
       async (args, extra): Promise<CallToolResult> => {
+        // Checked here for every tool: Postgres cannot take a NUL, and a query carrying one failed as an internal error.
+        const nul = findNulCharacter(args);
+        if (nul !== undefined) return toolError(`Invalid arguments for tool ${tool.name}: ${nulCharacterMessage(nul)}`);
         try {
           const { text, data } = await tool.handler(args as z.output<I>, { ...deps, instances, extra });
           return { content: [{ type: 'text', text }], structuredContent: data as Record<string, unknown> };

@@ -38,3 +38,32 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, what: stri
     clearTimeout(timer);
   }
 }
+
+/**
+ * Where in `value` a string holds a NUL character (`\u0000`), as a dotted
+ * path (`include.0`, `branch`; '' for `value` itself), or undefined when none does. Postgres
+ * text cannot store NUL: a value carrying one fails its query as an internal
+ * error ("invalid byte sequence"), so callers turn this into a 400 first.
+ * No name, path, branch, glob or query the platform takes can contain one.
+ * Iterative, so a deeply nested body cannot overflow the stack.
+ */
+export function findNulCharacter(value: unknown, where = ''): string | undefined {
+  const pending: Array<[unknown, string]> = [[value, where]];
+  while (pending.length > 0) {
+    const [v, at] = pending.pop()!;
+    if (typeof v === 'string') {
+      if (v.includes('\u0000')) return at;
+    } else if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) pending.push([v[i], at ? `${at}.${i}` : String(i)]);
+    } else if (v !== null && typeof v === 'object' && !Buffer.isBuffer(v)) {
+      for (const [k, child] of Object.entries(v).reverse()) {
+        if (k.includes('\u0000')) return at ? `${at}.${JSON.stringify(k)}` : JSON.stringify(k);
+        pending.push([child, at ? `${at}.${k}` : k]);
+      }
+    }
+  }
+  return undefined;
+}
+
+/** The message for a NUL character found at `where` (see `findNulCharacter`). */
+export const nulCharacterMessage = (where: string) => `${where || 'value'}: must not contain NUL (\\u0000) characters`;

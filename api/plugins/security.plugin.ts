@@ -15,12 +15,25 @@ export interface SecurityOptions {
   queuePrefix: string;
 }
 
+/**
+ * A cookie value as @fastify/cookie decodes it: a value that is not valid
+ * percent-encoding (`%ZZ`, a cut UTF-8 sequence) is kept as sent. It throws in
+ * decodeURIComponent, and the rate limit runs on every request, /health too.
+ */
+function decodeCookie(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}
+
 /** The rate-limit key: a hash of the bearer token when one is sent, else the client address. */
 function limitKey(request: FastifyRequest): string {
   const auth = request.headers.authorization;
   if (auth?.startsWith('Bearer ')) return `tok:${createHash('sha256').update(auth.slice(7).trim()).digest('hex').slice(0, 32)}`;
   const cookie = request.headers.cookie?.match(/(?:^|;\s*)pk_session=([^;]+)/)?.[1];
-  if (cookie) return `tok:${createHash('sha256').update(decodeURIComponent(cookie)).digest('hex').slice(0, 32)}`;
+  if (cookie) return `tok:${createHash('sha256').update(decodeCookie(cookie)).digest('hex').slice(0, 32)}`;
   return `ip:${request.ip}`;
 }
 

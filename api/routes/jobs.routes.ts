@@ -58,8 +58,9 @@ export const jobRoutes: FastifyPluginAsyncZod<{ platform: Platform; jobs: JobSta
         tags: ['jobs'],
         summary: 'Recent jobs by queue and state',
         querystring: z.object({
-          queue: commaList.pipe(z.array(z.enum(QUEUE_NAMES))).optional().describe(`queues: ${QUEUE_NAMES.join(', ')}`),
-          state: commaList.pipe(z.array(z.enum(JOB_STATES))).optional().describe(`states: ${JOB_STATES.join(', ')}`),
+          // An empty list (`?queue=`) would otherwise look in no queue and answer "no jobs".
+          queue: commaList.pipe(z.array(z.enum(QUEUE_NAMES)).min(1, 'name at least one queue')).optional().describe(`queues: ${QUEUE_NAMES.join(', ')}`),
+          state: commaList.pipe(z.array(z.enum(JOB_STATES)).min(1, 'name at least one state')).optional().describe(`states: ${JOB_STATES.join(', ')}`),
           limit: z.coerce.number().int().min(1).max(200).optional().describe('jobs per queue (default 20)'),
         }),
         response: { 200: z.object({ jobs: z.array(jobSchema) }), ...errorResponses },

@@ -1,11 +1,11 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { notFound } from '../../shared/errors.ts';
+import { badRequest, notFound } from '../../shared/errors.ts';
 import type { RepositoryService } from '../../shared/indexing/repository.service.ts';
 import type { Platform } from '../../shared/platform.ts';
 import type { Repository, RepositoryBranch } from '../../shared/stores/repository.repository.ts';
 import { assertInstance } from '../plugins/auth.plugin.ts';
-import { commaList, errorResponses, repoName } from '../schemas/common.ts';
+import { branchName, commaList, errorResponses, indexGlob, repoName } from '../schemas/common.ts';
 
 const branchSchema = z.object({
   branch: z.string(),
@@ -65,20 +65,27 @@ export const repositoryRoutes: FastifyPluginAsyncZod<{ platform: Platform; repos
       schema: {
         tags: ['repositories'],
         summary: 'Register a repository and start indexing it',
-        body: z.object({
-          source: z.string().min(1).max(2000).describe('https Git URL, or the path of a Git repository on the server'),
-          name: z.string().min(1).max(100).optional().describe('name to refer to it by (default: from the URL)'),
-          branch: z.string().min(1).max(255).optional().describe("branch to index (default: the remote's default branch)"),
-          instance: z.string().optional().describe('instance it belongs to (default: the first configured)'),
-          include: z.array(z.string().max(500)).max(100).optional().describe('only index paths matching these globs'),
-          exclude: z.array(z.string().max(500)).max(100).optional().describe('never index paths matching these globs'),
-          webhookSecret: z.string().min(16).max(256).optional().describe("secret of this repository's push webhook"),
-        }),
+        // Strict: a misspelt optional field (`webhook_secret`, `branches`) would otherwise be dropped without a word.
+        body: z
+          .object({
+            source: z.string().min(1).max(2000).describe('https Git URL, or the path of a Git repository on the server'),
+            name: z.string().min(1).max(100).optional().describe('name to refer to it by (default: from the URL)'),
+            branch: branchName.optional().describe("branch to index (default: the remote's default branch)"),
+            instance: z.string().min(1).max(100).optional().describe('instance it belongs to (default: the first configured)'),
+            include: z.array(indexGlob).max(100).optional().describe('only index paths matching these globs'),
+            exclude: z.array(indexGlob).max(100).optional().describe('never index paths matching these globs'),
+            webhookSecret: z.string().min(16).max(256).optional().describe("secret of this repository's push webhook"),
+          })
+          .strict(),
         response: { 201: z.object({ repository: repositorySchema, jobId: z.string() }), ...errorResponses },
       },
     },
     async (request, reply) => {
       const instance = request.body.instance ?? platform.config.instances[0]!;
+      // Before the token check: for an instance that does not exist, "may not use" would send the caller looking at their token.
+      if (!platform.config.instances.includes(instance)) {
+        throw badRequest(`unknown instance "${instance}": use one of ${platform.config.instances.join(', ')}`, 'invalid_instance');
+      }
       assertInstance(request, instance);
       const created = await repos.add({ ...request.body, instance });
       const { jobId } = await repos.requestIndex(created.name);
@@ -152,9 +159,10 @@ export const repositoryRoutes: FastifyPluginAsyncZod<{ platform: Platform; repos
         params: z.object({ name: repoName }),
         body: z
           .object({
-            branch: z.string().min(1).max(255).optional().describe('branch (default: the default branch)'),
+            branch: branchName.optional().describe('branch (default: the default branch)'),
             full: z.boolean().optional().describe('reconcile every file instead of diffing'),
           })
+          .strict()
           .optional(),
         response: { 202: z.object({ jobId: z.string(), repository: z.string(), branch: z.string() }), ...errorResponses },
       },

@@ -16,18 +16,20 @@ export const tokenRoutes: FastifyPluginAsyncZod<{ tokens: TokenService }> = asyn
       schema: {
         tags: ['tokens'],
         summary: 'Create a token; its value is in this answer only',
-        body: z.object({
-          name: tokenName,
-          scopes: z.array(scope).min(1).describe('read, write, admin (admin implies all)'),
-          instances: z.array(z.string()).min(1).describe("instances it may use, or ['*'] for all"),
-          expires: z.string().max(20).optional().describe('lifetime such as 30d, 24h, 90m'),
-        }),
+        body: z
+          .object({
+            name: tokenName,
+            scopes: z.array(scope).min(1).describe('read, write, admin (admin implies all)'),
+            instances: z.array(z.string().max(100)).min(1).max(100).describe("instances it may use, or ['*'] for all"),
+            expires: z.string().max(20).optional().describe('lifetime such as 30d, 24h, 90m; omit for a token that never expires'),
+          })
+          .strict(),
         response: { 201: z.object({ name: z.string(), token: z.string().describe('shown once'), scopes: z.array(scope), instances: z.array(z.string()), expiresAt: z.string().nullable() }), ...errorResponses },
       },
     },
     async (request, reply) => {
       const { name, scopes, instances, expires } = request.body;
-      const created = await tokens.create({ name, scopes, instances, actor: request.principal!.name, ...(expires ? { expiresInMs: parseDuration(expires) } : {}) });
+      const created = await tokens.create({ name, scopes, instances, actor: request.principal!.name, ...(expires !== undefined ? { expiresInMs: parseDuration(expires) } : {}) });
       return reply.status(201).send({
         name: created.record.name,
         token: created.token,
@@ -71,13 +73,17 @@ export const tokenRoutes: FastifyPluginAsyncZod<{ tokens: TokenService }> = asyn
         tags: ['tokens'],
         summary: 'Give a token a new value; the old one stays valid for the grace period',
         params: z.object({ name: tokenName }),
-        body: z.object({ grace: z.string().max(20).optional().describe('how long the old value keeps working, such as 24h') }).optional(),
+        body: z
+          .object({ grace: z.string().max(20).optional().describe('how long the old value keeps working, such as 24h (default 0: not at all)') })
+          .strict()
+          .optional(),
         response: { 200: z.object({ name: z.string(), token: z.string().describe('shown once') }), ...errorResponses },
       },
     },
     async (request) => {
       const grace = request.body?.grace;
-      const rotated = await tokens.rotate(request.params.name, { graceMs: grace ? parseDuration(grace) : 0, actor: request.principal!.name });
+      // `grace: ""` is a mistake to report, not a request for no grace: only an absent grace means 0.
+      const rotated = await tokens.rotate(request.params.name, { graceMs: grace !== undefined ? parseDuration(grace) : 0, actor: request.principal!.name });
       return { name: request.params.name, token: rotated.token };
     },
   );

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
+import { nulCharacterMessage } from '../../shared/errors.ts';
 import type { WebhookService } from '../../shared/webhooks/webhook.service.ts';
 
 /**
@@ -23,6 +24,11 @@ export const webhookRoutes: FastifyPluginAsync<{ webhooks: WebhookService }> = a
       },
       async (request, reply) => {
         const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+        // The service looks the pushed branch up in Postgres, which cannot take a NUL: that failed as a 500.
+        // Only a body with the escape in it is parsed twice.
+        if (raw.includes('\\u0000') && pushedRef(raw)?.includes('\u0000')) {
+          return reply.status(400).send({ error: 'malformed_payload', message: nulCharacterMessage('ref') });
+        }
         const result = await webhooks[provider](raw, request.headers);
         if (result.status === 401) return reply.status(401).send({ error: 'bad_signature', message: result.message });
         if (result.status === 400) return reply.status(400).send({ error: 'malformed_payload', message: result.message });
@@ -31,3 +37,14 @@ export const webhookRoutes: FastifyPluginAsync<{ webhooks: WebhookService }> = a
     );
   }
 };
+
+/** The payload's `ref` (both providers name the pushed ref so), or undefined when the body is not a JSON object with one. */
+function pushedRef(raw: Buffer): string | undefined {
+  try {
+    const payload: unknown = JSON.parse(raw.toString('utf8'));
+    const ref = payload && typeof payload === 'object' ? (payload as { ref?: unknown }).ref : undefined;
+    return typeof ref === 'string' ? ref : undefined;
+  } catch {
+    return undefined; // the service answers a body that is not JSON
+  }
+}

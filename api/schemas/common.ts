@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import picomatch from 'picomatch';
 
 /** The one error shape every 4xx and 5xx answer has. */
 export const errorSchema = z.object({
@@ -23,3 +24,52 @@ export const commaList = z
   .string()
   .transform((v) => v.split(',').map((x) => x.trim()).filter(Boolean))
   .describe('comma-separated list');
+
+/**
+ * A name `git check-ref-format --branch` accepts. Stricter than the index
+ * job's payload check (shared/queue/jobs.ts), so that every branch that passes
+ * here can be enqueued: a branch refused only when the job is enqueued has
+ * already been written as the repository's branch by then.
+ */
+export const branchName = z
+  .string()
+  .min(1)
+  .max(255)
+  .superRefine((name, ctx) => {
+    const problem = branchNameProblem(name);
+    if (problem) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(name)} is not a valid Git branch name: ${problem}` });
+  });
+
+/** Why `name` is not a branch name git accepts, or undefined when it is. */
+export function branchNameProblem(name: string): string | undefined {
+  // eslint-disable-next-line no-control-regex
+  if (/[\s\x00-\x1f\x7f~^:?*[\\]/.test(name)) return 'it may not contain whitespace, control characters or any of ~ ^ : ? * [ \\';
+  if (name.includes('..')) return 'it may not contain ".."';
+  if (name.includes('@{')) return 'it may not contain "@{"';
+  if (name.startsWith('-')) return 'it may not start with "-"';
+  if (name === '@' || name === 'HEAD') return `${name} is reserved`;
+  if (name.startsWith('/') || name.endsWith('/') || name.includes('//')) return 'it may not start or end with "/" or contain "//"';
+  if (name.endsWith('.')) return 'it may not end with "."';
+  if (name.split('/').some((part) => part.startsWith('.') || part.endsWith('.lock'))) return 'no part of it may start with "." or end with ".lock"';
+  return undefined;
+}
+
+/**
+ * A repository's include or exclude glob. Brackets, braces and parentheses
+ * must be balanced: picomatch would otherwise read `[` or `**\/{` as literal
+ * characters, and the run would index nothing, or everything, without a word.
+ */
+export const indexGlob = z
+  .string()
+  .min(1)
+  .max(500)
+  .superRefine((glob, ctx) => {
+    try {
+      picomatch.makeRe(glob, { strictBrackets: true, dot: true });
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `glob ${JSON.stringify(glob)} is not valid: ${globError(err)}` });
+    }
+  });
+
+/** picomatch's reason without its hint, which names the wrong character to escape for a missing closing one. */
+export const globError = (err: unknown) => (err instanceof Error ? err.message : String(err)).replace(/ - use .*$/, '');

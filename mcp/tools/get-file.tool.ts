@@ -79,6 +79,24 @@ async function readFromChunks(ctx: ToolContext, repositoryId: number, branch: st
   return `${out.join('\n')}\n`;
 }
 
+/**
+ * The repository-relative path an agent meant: `./src/a.ts`, `/src/a.ts` and
+ * `src//a.ts` are `src/a.ts`. Files are read from the index by path, never
+ * from the filesystem, so `..` could reach nothing; it is refused with a
+ * reason rather than answered "no such file".
+ */
+export function repositoryPath(input: string): string {
+  const normalized = path.posix.normalize(input.trim().replace(/^\/+/, ''));
+  if (normalized === '..' || normalized.startsWith('../')) {
+    throw badRequest(`path "${input}" leads outside the repository: give a repository-relative path such as src/app.ts`, 'invalid_path');
+  }
+  const p = normalized.replace(/^\.\//, '');
+  if (p === '' || p === '.' || p.endsWith('/')) {
+    throw badRequest(`path "${input}" names no file: give a repository-relative file path such as src/app.ts`, 'invalid_path');
+  }
+  return p;
+}
+
 /** Lines without the empty string a final newline leaves behind. */
 function splitLines(content: string): string[] {
   const lines = content.split('\n');
@@ -119,7 +137,7 @@ export const getFileTool = defineTool({
     const repo = await visibleRepository(ctx, input.repository);
     const branch = indexedBranch(repo);
     if (!branch) throw notFound(`repository "${repo.name}" has no indexed commit yet`, 'not_indexed');
-    const filePath = input.path.trim().replace(/^\.?\/+/, '');
+    const filePath = repositoryPath(input.path);
     if (input.end_line !== undefined && input.start_line !== undefined && input.end_line < input.start_line) {
       throw badRequest(`end_line (${input.end_line}) is before start_line (${input.start_line})`, 'invalid_range');
     }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
+import { branchName } from '../../api/schemas/common.ts';
 import { AppError, badRequest, notFound } from '../../shared/errors.ts';
 import { describeJob, jobSummarySchema, visibleJob, type JobSummary } from './get-job-status.tool.ts';
 import { defineTool, type ToolContext } from './tool.ts';
@@ -68,7 +69,7 @@ export const indexRepositoryTool = defineTool({
   inputSchema: z
     .object({
       repository: z.string().min(1).max(2000).describe('name of a registered repository, or a Git URL (https://…) to register and index'),
-      branch: z.string().min(1).max(255).optional().describe("branch to index (default: the repository's default branch)"),
+      branch: branchName.optional().describe("branch to index (default: the repository's default branch)"),
       full: z.boolean().optional().describe('reconcile every file instead of diffing from the last indexed commit (default false)'),
       instance: z.string().min(1).max(32).optional().describe('instance to register a new repository in (default: your first instance)'),
     })
@@ -89,6 +90,7 @@ export const indexRepositoryTool = defineTool({
       throw new AppError(403, 'forbidden', `"${principal.name}" has read access only: indexing needs the write scope. Ask the operator for a token with write access`);
     }
     const source = input.repository.trim();
+    if (!source) throw badRequest('repository must not be empty: pass a repository name or a Git URL', 'invalid_repository');
     const visible = await ctx.platform.repositories.list({ instances: ctx.instances });
     let repo =
       visible.find((r) => r.name === source) ??

@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { badRequest, notFound } from '../../shared/errors.ts';
-import { LANGUAGES } from '../../shared/indexing/language.ts';
+import { notFound } from '../../shared/errors.ts';
 import { defineTool, location, plural, shortSha } from './tool.ts';
 
 /** Snippets are for recognising a hit, not reading it (get_file does that): a few lines keep a result list cheap. */
@@ -54,9 +53,7 @@ export const semanticSearchTool = defineTool({
   annotations: { readOnlyHint: true, openWorldHint: false },
 
   async handler(input, ctx) {
-    if (input.language && !(LANGUAGES as readonly string[]).includes(input.language)) {
-      throw badRequest(`unknown language "${input.language}": use one of ${LANGUAGES.join(', ')}`, 'invalid_language');
-    }
+    // The search service refuses an unknown language or a bad glob with a message naming the valid ones.
     const { hits, warnings } = await ctx.search.search({
       query: input.query,
       instances: ctx.instances,

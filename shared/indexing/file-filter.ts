@@ -1,5 +1,5 @@
 import ignore, { type Ignore } from 'ignore';
-import picomatch from 'picomatch';
+import { compilePathGlob } from '../path-glob.ts';
 import { detectLanguage } from './language.ts';
 
 /**
@@ -227,6 +227,11 @@ function isSecret(lowerName: string, extension: string): boolean {
   return (lowerName === '.env' || lowerName.startsWith('.env.')) && !ENV_TEMPLATES.test(lowerName);
 }
 
+/** Throws a 400 (`invalid_glob`, with the reason) for an include or exclude glob a filter could not take. */
+export function validateGlobs(patterns: string[]): void {
+  compileGlobs(patterns);
+}
+
 /**
  * Globs as users write them in .gitignore-like lists: a pattern without a
  * slash matches a name at any depth (`*.ts`, `fixtures`), and `docs/` means
@@ -237,13 +242,16 @@ function compileGlobs(patterns: string[]): (path: string) => boolean {
     .map((p) => normalizePath(p.trim()))
     .filter((p) => p.length > 0)
     .map((p) => (p.endsWith('/') ? `${p}**` : p));
-  // picomatch's `basename` option applies to every pattern it is given, so
-  // the two kinds are compiled apart.
-  const byName = normalized.filter((p) => !p.includes('/'));
-  const byPath = normalized.filter((p) => p.includes('/'));
-  const nameMatcher = byName.length > 0 ? picomatch(byName, { dot: true, basename: true }) : null;
-  const pathMatcher = byPath.length > 0 ? picomatch(byPath, { dot: true }) : null;
-  return (path) => (nameMatcher?.(path) ?? false) || (pathMatcher?.(path) ?? false);
+  // Matched without regular expressions (path-glob.ts): a repository's globs come from whoever registered
+  // it, and a backtracking one could hold a worker for minutes on each path.
+  const byName = normalized.filter((p) => !p.includes('/')).map(compilePathGlob);
+  const byPath = normalized.filter((p) => p.includes('/')).map(compilePathGlob);
+  return (path) => {
+    if (byPath.some((m) => m(path))) return true;
+    if (byName.length === 0) return false;
+    const name = path.slice(path.lastIndexOf('/') + 1);
+    return byName.some((m) => m(name));
+  };
 }
 
 /** An exclude names a file or a folder: `generated` drops generated/x.ts too. */

@@ -6,6 +6,7 @@ import { GitError, openGitWorkspace, type GitWorkspace, type TreeEntry } from '.
 import type { Repository } from '../stores/repository.repository.ts';
 import type { GraphFileInput } from '../stores/graph.store.ts';
 import type { Chunker } from './chunker.ts';
+import { AppError } from '../errors.ts';
 import { createFileFilter } from './file-filter.ts';
 import { detectLanguage, type Language } from './language.ts';
 import { createImportResolver } from '../graph/resolve-import.ts';
@@ -166,12 +167,14 @@ export async function prepareRun(
         goModules: configs.filter((c) => c.name === 'go.mod'),
       })
     : undefined;
-  const filter = createFileFilter({
-    gitignores,
-    include: repo.includeGlobs,
-    exclude: repo.excludeGlobs,
-    maxFileBytes: deps.maxFileBytes,
-  });
+  let filter: ReturnType<typeof createFileFilter>;
+  try {
+    filter = createFileFilter({ gitignores, include: repo.includeGlobs, exclude: repo.excludeGlobs, maxFileBytes: deps.maxFileBytes });
+  } catch (err) {
+    // Registration refuses such globs; one stored before it did is the repository's to fix, not a retry's.
+    if (err instanceof AppError) throw new IndexInputError(`${repo.name}: ${err.message}`);
+    throw err;
+  }
   const selected = tree.filter((e) => filter.check(e.path, e.size).indexed);
   if (selected.length === 0) {
     throw new IndexInputError(

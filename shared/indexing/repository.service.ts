@@ -5,6 +5,7 @@ import type { Platform } from '../platform.ts';
 import { GitError, openGitWorkspace, redactSource } from '../stores/git.workspace.ts';
 import type { Repository } from '../stores/repository.repository.ts';
 import { workspaceFor } from './index-run.ts';
+import { validateGlobs } from './file-filter.ts';
 
 export interface AddRepositoryInput {
   /** An https (or http, ssh, file) Git URL, or the path of a local Git repository. */
@@ -73,6 +74,7 @@ export function createRepositoryService(platform: Platform) {
       if (!NAME.test(name)) {
         throw badRequest(`repository name "${name}" must be 1-100 letters, digits, ".", "_" or "-", starting with a letter or digit`, 'invalid_name');
       }
+      validateGlobs([...(input.include ?? []), ...(input.exclude ?? [])]);
       if (await repositories.findByName(name)) throw conflict(`a repository named "${name}" already exists`, 'repository_exists');
       let branch = input.branch;
       if (!branch) {

@@ -1,7 +1,8 @@
-import picomatch from 'picomatch';
 import { queryWords, wordParts } from './code-tokens.ts';
+import { compilePathGlob } from '../path-glob.ts';
 import { EmbeddingError, type EmbeddingErrorKind } from '../embeddings/embedding-provider.ts';
-import { badRequest, notFound } from '../errors.ts';
+import { badRequest, findNulCharacter, notFound, nulCharacterMessage } from '../errors.ts';
+import { LANGUAGES } from '../indexing/language.ts';
 import { isChromaUnavailable } from '../stores/chroma.connection.ts';
 import type { Logger } from '../logger.ts';
 import type { Platform } from '../platform.ts';
@@ -185,13 +186,23 @@ export function createSearchService(platform: Platform, options: { logger?: Pick
       if (!text) throw badRequest('query must not be empty', 'invalid_query');
       if (text.length > 2000) throw badRequest('query must be at most 2000 characters', 'invalid_query');
       const limit = Math.min(Math.max(q.limit ?? 10, 1), MAX_LIMIT);
+      // The CLI calls this directly, without the API's or the MCP server's check: Postgres cannot take a NUL,
+      // and a language holding one failed the search as an internal error.
+      const nul = findNulCharacter({ query: q.query, repositories: q.repositories, language: q.language, pathGlob: q.pathGlob });
+      if (nul !== undefined) throw badRequest(nulCharacterMessage(nul), 'invalid_query');
+      if (q.language !== undefined && !(LANGUAGES as readonly string[]).includes(q.language)) {
+        throw badRequest(`unknown language "${q.language}": use one of ${LANGUAGES.join(', ')}`, 'invalid_language');
+      }
       let isMatch: ((p: string) => boolean) | undefined;
       if (q.pathGlob) {
-        try {
-          isMatch = picomatch(q.pathGlob, { dot: true });
-        } catch {
-          throw badRequest(`path glob "${q.pathGlob}" is not valid`, 'invalid_glob');
-        }
+        const matches = compilePathGlob(q.pathGlob);
+        // Chunks of one file share its path: each path is matched once.
+        const seen = new Map<string, boolean>();
+        isMatch = (p) => {
+          let matched = seen.get(p);
+          if (matched === undefined) seen.set(p, (matched = matches(p)));
+          return matched;
+        };
       }
 
       const all = await platform.repositories.list(q.instances ? { instances: q.instances } : {});

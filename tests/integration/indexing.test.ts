@@ -254,6 +254,8 @@ describe('indexing pipeline against the real stores', () => {
       await expect(t.repos.add({ source: 'https://user:secret@example.invalid/r.git' })).rejects.toThrow(/GIT_TOKEN/);
       await expect(t.repos.add({ source: repo.dir, name: 'billing' })).rejects.toThrow(/already exists/);
       await expect(t.repos.add({ source: repo.dir, name: 'bad name!' })).rejects.toThrow(/must be 1-100 letters/);
+      await expect(t.repos.add({ source: repo.dir, name: 'globs', include: ['src/[abc'] })).rejects.toMatchObject({ statusCode: 400, code: 'invalid_glob' });
+      expect(await t.platform.repositories.findByName('globs')).toBeNull();
     });
   });
 
@@ -313,6 +315,13 @@ describe('indexing pipeline against the real stores', () => {
       globbed.commit('globbed');
       const added = await t.repos.add({ source: globbed.dir, name: 'globbed', include: ['src/**', 'docs/*.md'], exclude: ['**/*.test.ts', 'docs/**'] });
       await index('globbed');
+      expect([...(await t.platform.chunks.liveFiles(added.id, 'main')).keys()].sort()).toEqual(['src/deep/fees.py', 'src/ledger.ts']);
+
+      // A glob stored before registration checked them fails the run at once, with the reason, keeping the index.
+      await t.platform.stores.postgres.pool.query(`UPDATE repositories SET include_globs = '{"src/[abc"}' WHERE id = $1`, [added.id]);
+      globbed.write({ 'src/more.ts': 'export const more = 1;\n' });
+      globbed.commit('more');
+      await expect(index('globbed')).rejects.toThrow(/^globbed: path glob "src\/\[abc" is not valid/);
       expect([...(await t.platform.chunks.liveFiles(added.id, 'main')).keys()].sort()).toEqual(['src/deep/fees.py', 'src/ledger.ts']);
       await t.repos.remove('globbed');
     } finally {

@@ -105,6 +105,20 @@ describe('include and exclude globs', () => {
     });
   });
 
+  it('matches a repository glob of many wildcards at once (no backtracking), and refuses an unbalanced one', () => {
+    const started = performance.now();
+    const filter = filterWith({ include: [`${'*a'.repeat(12)}b`, 'docs/**/*a*a*a*a*a*a*a*a*a*a*b.md'] });
+    const deep = `docs/${'a/'.repeat(40)}${'a'.repeat(60)}.md`;
+    expect(decide(filter, [`${'a'.repeat(60)}.md`, deep, 'src/aaaaaaaaaaaaaab.ts'])).toEqual({
+      [`${'a'.repeat(60)}.md`]: 'not-included',
+      [deep]: 'not-included',
+      'src/aaaaaaaaaaaaaab.ts': 'not-included',
+    });
+    expect(decide(filter, ['src/aaaaaaaaaaaaaaaaaaaaaaaaab'])).toEqual({ 'src/aaaaaaaaaaaaaaaaaaaaaaaaab': 'indexed' });
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(() => filterWith({ exclude: ['src/[abc'] })).toThrow(/path glob "src\/\[abc" is not valid/);
+  });
+
   it('includes everything when include is empty', () => {
     expect(decide(filterWith({}), ['anything/at/all.xyz', 'Makefile'])).toEqual({
       'anything/at/all.xyz': 'indexed',
