@@ -87,8 +87,8 @@ export const repositoryRoutes: FastifyPluginAsyncZod<{ platform: Platform; repos
         throw badRequest(`unknown instance "${instance}": use one of ${platform.config.instances.join(', ')}`, 'invalid_instance');
       }
       assertInstance(request, instance);
-      const created = await repos.add({ ...request.body, instance });
-      const { jobId } = await repos.requestIndex(created.name);
+      // Registered and enqueued together: a registration whose run could not be enqueued is taken back.
+      const { repository: created, jobId } = await repos.addAndIndex({ ...request.body, instance });
       const branches = (await platform.repositories.list({ instances: [created.instance] })).find((r) => r.id === created.id)?.branches ?? [];
       return reply.status(201).send({ repository: present(repos, created, branches), jobId });
     },

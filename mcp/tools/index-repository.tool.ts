@@ -96,6 +96,7 @@ export const indexRepositoryTool = defineTool({
       visible.find((r) => r.name === source) ??
       (looksLikeSource(source) ? visible.find((r) => r.sourceUrl === source || (r.localPath !== null && r.localPath === path.resolve(source))) : undefined);
     let registered = false;
+    let run: { jobId: string; branch: string } | undefined;
     if (!repo) {
       if (!looksLikeSource(source)) {
         throw notFound(`no repository named "${source}"; to register a new one, pass its Git URL (https://…)`, 'repository_not_found');
@@ -104,12 +105,14 @@ export const indexRepositoryTool = defineTool({
       if (!instance || !ctx.instances.includes(instance)) {
         throw badRequest(`you cannot register repositories in instance "${instance ?? ''}": yours are ${ctx.instances.join(', ') || 'none'}`, 'invalid_instance');
       }
-      const created = await ctx.repos.add({ source, instance, ...(input.branch ? { branch: input.branch } : {}) });
-      repo = { ...created, branches: [] };
+      // Registered and enqueued together: a registration whose run could not be enqueued is taken back.
+      const added = await ctx.repos.addAndIndex({ source, instance, ...(input.branch ? { branch: input.branch } : {}) });
+      repo = { ...added.repository, branches: [] };
+      run = added;
       registered = true;
     }
 
-    const run = await ctx.repos.requestIndex(repo.name, { ...(input.branch ? { branch: input.branch } : {}), full: input.full ?? false });
+    run ??= await ctx.repos.requestIndex(repo.name, { ...(input.branch ? { branch: input.branch } : {}), full: input.full ?? false });
     const progressToken = ctx.extra._meta?.progressToken;
     const job = progressToken === undefined ? await visibleJob(ctx, run.jobId) : await follow(ctx, run.jobId, progressToken);
     const finished = FINISHED.has(job.state);

@@ -88,10 +88,15 @@ export function registerIndexCommands(program: Command): void {
     .action(async (source: string, opts: { branch?: string; name?: string; instance: string; include?: string[]; exclude?: string[]; index: boolean; wait?: boolean }) => {
       const ok = await withPlatform(async (platform) => {
         const service = createRepositoryService(platform);
-        const created = await service.add({ source, name: opts.name, branch: opts.branch, instance: opts.instance, include: opts.include, exclude: opts.exclude });
+        const input = { source, name: opts.name, branch: opts.branch, instance: opts.instance, include: opts.include, exclude: opts.exclude };
+        if (!opts.index) {
+          const created = await service.add(input);
+          console.log(`added ${created.name} (${service.describeSource(created)}, branch ${created.defaultBranch})`);
+          return true;
+        }
+        // Registered and enqueued together: a registration whose run could not be enqueued is taken back.
+        const { repository: created, jobId } = await service.addAndIndex(input);
         console.log(`added ${created.name} (${service.describeSource(created)}, branch ${created.defaultBranch})`);
-        if (!opts.index) return true;
-        const { jobId } = await service.requestIndex(created.name);
         console.log(`indexing: job ${jobId}`);
         return opts.wait ? waitForIndex(platform, jobId) : true;
       });

@@ -65,7 +65,7 @@ export function createRepositoryService(platform: Platform) {
     return repo;
   }
 
-  return {
+  const service = {
     get,
 
     async add(input: AddRepositoryInput): Promise<Repository> {
@@ -118,6 +118,21 @@ export function createRepositoryService(platform: Platform) {
       return { jobId: id, repository: repo, branch };
     },
 
+    /**
+     * Registers a repository and enqueues its first run, all or nothing: when the run cannot be enqueued
+     * (Redis down), the registration is taken back, so trying again does not meet "already exists".
+     */
+    async addAndIndex(input: AddRepositoryInput): Promise<{ repository: Repository; jobId: string; branch: string }> {
+      const created = await service.add(input);
+      try {
+        const { jobId, branch } = await service.requestIndex(created.name);
+        return { repository: created, jobId, branch };
+      } catch (err) {
+        await repositories.delete(created.id).catch(() => undefined);
+        throw err;
+      }
+    },
+
     /** Removes a repository from every store: Postgres rows, its vectors, its Git mirror. */
     async remove(name: string): Promise<void> {
       const repo = await get(name);
@@ -131,6 +146,7 @@ export function createRepositoryService(platform: Platform) {
       return repo.sourceUrl ? redactSource(repo.sourceUrl) : repo.localPath!;
     },
   };
+  return service;
 }
 
 export type RepositoryService = ReturnType<typeof createRepositoryService>;

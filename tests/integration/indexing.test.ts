@@ -249,6 +249,18 @@ describe('indexing pipeline against the real stores', () => {
       }
     });
 
+    it('a registration whose first run cannot be enqueued is taken back', async () => {
+      const broken = await openTestPlatform();
+      try {
+        broken.platform.stores.redis.client.disconnect(); // Redis is gone for this platform
+        await expect(broken.repos.addAndIndex({ source: repo.dir, name: 'unqueued' })).rejects.toThrow();
+        expect(await broken.platform.repositories.findByName('unqueued')).toBeNull();
+      } finally {
+        await broken.platform.stores.redis.client.connect().catch(() => undefined);
+        await broken.cleanup();
+      }
+    });
+
     it('rejects bad registrations before anything is stored', async () => {
       await expect(t.repos.add({ source: '/definitely/not/here' })).rejects.toThrow(/neither a Git URL/);
       await expect(t.repos.add({ source: 'https://user:secret@example.invalid/r.git' })).rejects.toThrow(/GIT_TOKEN/);
