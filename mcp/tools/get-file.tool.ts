@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { badRequest, notFound } from '../../shared/errors.ts';
-import { workspaceFor } from '../../shared/indexing/index-run.ts';
+import { utf16AsUtf8, workspaceFor } from '../../shared/indexing/index-run.ts';
 import { defineTool, indexedBranch, shortSha, visibleRepository, type ToolContext, type VisibleRepository } from './tool.ts';
 import { MAX_PATH_QUERY_LENGTH } from '../../shared/graph/graph-query.service.ts';
 
@@ -41,7 +41,8 @@ async function readFromMirror(ctx: ToolContext, repo: VisibleRepository, blobSha
   if (!existsSync(path.join(git.dir, 'HEAD'))) return null;
   let content: string | null = null;
   try {
-    await git.readBlobs([blobSha], (_sha, bytes) => void (content = decoder.decode(bytes)));
+    // Decoded as the index decoded it (UTF-16 with a byte order mark too), so line numbers match its chunks.
+    await git.readBlobs([blobSha], (_sha, bytes) => void (content = decoder.decode(utf16AsUtf8(bytes))));
   } catch {
     return null;
   }

@@ -21,6 +21,7 @@ export type SkipReason =
   | 'excluded'
   | 'gitignored'
   | 'too-large'
+  | 'path-too-long'
   | 'binary'
   | 'minified'
   | 'generated';
@@ -120,6 +121,15 @@ const MINIFIED_NAME = /[.-]min\.(js|mjs|cjs|css)$/;
 const PROSE = new Set(['markdown', 'text']);
 
 /**
+ * Longest path indexed, in UTF-8 bytes. Postgres keys files by (repository,
+ * branch, path) in b-trees whose entries hold at most 2704 bytes (after
+ * compression, which repetitive paths get and random names do not): a longer
+ * path (Linux allows 4095) failed the whole run at staging. This leaves room
+ * for the headers and a branch name of up to 255 ASCII characters.
+ */
+export const MAX_PATH_BYTES = 2400;
+
+/**
  * git treats a blob as binary when its first 8000 bytes hold a NUL; the same
  * window is used to count control characters that text never carries.
  */
@@ -160,7 +170,7 @@ export function createFileFilter(opts: FileFilterOptions): FileFilter {
   const excluded = opts.exclude.length > 0 ? compileGlobs(opts.exclude) : null;
 
   function check(rawPath: string, size: number): FilterDecision {
-    const path = normalizePath(rawPath);
+    const path = treePath(rawPath);
     const segments = path.split('/');
     const name = segments[segments.length - 1] ?? '';
     const lowerName = name.toLowerCase();
@@ -185,6 +195,7 @@ export function createFileFilter(opts: FileFilterOptions): FileFilter {
     if (gitignore(path)) return skip('gitignored');
 
     if (size > opts.maxFileBytes) return skip('too-large');
+    if (Buffer.byteLength(rawPath) > MAX_PATH_BYTES) return skip('path-too-long');
     return INDEXED;
   }
 
@@ -193,7 +204,7 @@ export function createFileFilter(opts: FileFilterOptions): FileFilter {
     if (content.length === 0) return INDEXED;
     if (looksBinary(content)) return skip('binary');
 
-    const path = normalizePath(rawPath);
+    const path = treePath(rawPath);
     const lowerName = path.slice(path.lastIndexOf('/') + 1).toLowerCase();
     if (MINIFIED_NAME.test(lowerName)) return skip('minified');
     if (!PROSE.has(detectLanguage(path)) && looksMinified(content)) return skip('minified');
@@ -210,6 +221,19 @@ function skip(reason: SkipReason): FilterDecision {
   return { indexed: false, reason };
 }
 
+/**
+ * A path from the git tree. A backslash in it is part of a name (git separates
+ * folders with `/` only; non-UTF-8 names are shown with backslash escapes):
+ * read as a separator, `build\x.ts` was skipped as a build folder.
+ */
+function treePath(path: string): string {
+  let p = path;
+  while (p.startsWith('./')) p = p.slice(2);
+  while (p.startsWith('/')) p = p.slice(1);
+  return p;
+}
+
+/** A glob as users write it, also with Windows' separators. */
 function normalizePath(path: string): string {
   let p = path.replaceAll('\\', '/');
   while (p.startsWith('./')) p = p.slice(2);
@@ -271,7 +295,7 @@ function matchesSelfOrAncestor(matcher: (path: string) => boolean, segments: str
  */
 function createGitignoreMatcher(files: GitignoreFile[]): (path: string) => boolean {
   const levels = files
-    .map((f) => ({ dir: normalizePath(f.dir).replace(/\/+$/, ''), rules: ignore().add(f.content) }))
+    .map((f) => ({ dir: treePath(f.dir).replace(/\/+$/, ''), rules: ignore().add(f.content) }))
     .sort((a, b) => depth(a.dir) - depth(b.dir));
   if (levels.length === 0) return () => false;
 

@@ -89,6 +89,25 @@ export function contentHash(content: string): string {
 /** Decodes bytes as UTF-8, replacing invalid sequences instead of failing the file. */
 const decoder = new TextDecoder('utf-8', { fatal: false });
 
+const utf16 = { le: new TextDecoder('utf-16le', { fatal: true }), be: new TextDecoder('utf-16be', { fatal: true }) };
+
+/**
+ * UTF-16 text that says so with its byte order mark (as Windows tools save
+ * .cs, .rc or .reg files) as UTF-8; anything else as it is. Its NUL bytes made
+ * such files binary, so they were never searchable. Bytes that are not valid
+ * UTF-16 (a binary that happens to start with FF FE) stay as they are.
+ */
+export function utf16AsUtf8(bytes: Buffer): Buffer {
+  if (bytes.length < 2 || bytes.length % 2 !== 0) return bytes;
+  const order = bytes[0] === 0xff && bytes[1] === 0xfe ? 'le' : bytes[0] === 0xfe && bytes[1] === 0xff ? 'be' : null;
+  if (!order) return bytes;
+  try {
+    return Buffer.from(utf16[order].decode(bytes), 'utf8');
+  } catch {
+    return bytes;
+  }
+}
+
 export async function prepareRun(
   deps: PrepareDeps,
   run: {
@@ -240,16 +259,19 @@ export async function prepareRun(
 
   const read = await git.readBlobs(
     candidates.map((e) => e.blobSha),
-    async (_sha, bytes) => {
+    async (_sha, blob) => {
       const entry = candidates[progress.filesScanned]!;
       progress.filesScanned++;
+      const bytes = utf16AsUtf8(blob);
       const verdict = filter.checkContent(entry.path, bytes);
       if (!verdict.indexed) {
         if (live.has(entry.path)) stagedFiles.push({ path: entry.path, deleted: true });
         return;
       }
       const language = detectLanguage(entry.path) ?? null;
-      const text = decoder.decode(bytes);
+      // A NUL past the binary sniff's window is text to us but not to Postgres (text, jsonb): in a symbol or
+      // heading it failed the run's staging. It reads as a byte that is not text, like invalid UTF-8.
+      const text = decoder.decode(bytes).replaceAll('\0', '\uFFFD');
       let extracted = null as FileGraph | null;
       const pieces = await deps.chunker.chunk({
         path: entry.path,
@@ -352,10 +374,22 @@ function toGraphInput(
     if (existing) existing.names = [...new Set([...existing.names, ...imp.names])];
     else imports.set(key, target.kind === 'file' ? { kind: 'file', path: target.path, names: [...imp.names] } : { kind: 'module', name: target.name, names: [...imp.names] });
   }
-  return {
-    path: filePath,
-    language,
-    symbols: graph.symbols.map((s) => ({
+  // The graph keys a symbol by its file, qualified name and first line, so two definitions sharing all three
+  // (`class A {} class A {}` on one line, a redefinition the parser kept twice) are one node: written as two,
+  // the second broke the key's uniqueness and failed the run's graph batch, and with it the whole run.
+  const symbols = new Map<string, GraphFileInput['symbols'][number]>();
+  for (const s of graph.symbols) {
+    const key = `${s.qualifiedName}@${s.startLine}`;
+    const same = symbols.get(key);
+    if (same) {
+      same.endLine = Math.max(same.endLine, s.endLine);
+      same.exported ||= s.exported;
+      same.calls = [...new Set([...same.calls, ...s.calls])];
+      same.extends = [...new Set([...same.extends, ...s.extends])];
+      same.implements = [...new Set([...same.implements, ...s.implements])];
+      continue;
+    }
+    symbols.set(key, {
       name: s.name,
       qualifiedName: s.qualifiedName,
       kind: s.kind,
@@ -365,7 +399,7 @@ function toGraphInput(
       calls: s.calls,
       extends: s.extends,
       implements: s.implements,
-    })),
-    imports: [...imports.values()],
-  };
+    });
+  }
+  return { path: filePath, language, symbols: [...symbols.values()], imports: [...imports.values()] };
 }

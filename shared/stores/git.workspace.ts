@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { simpleGit, type SimpleGit } from 'simple-git';
 
@@ -124,6 +125,28 @@ export interface BlobReadStats {
 
 const DEFAULT_MAX_QUEUED_BYTES = 8 * 1024 * 1024;
 
+/**
+ * Fetches into one mirror, one at a time in this process. Two branches of a repository are indexed side by
+ * side (the index queue runs two jobs), and git takes a mirror's shallow file and refs under lock files: the
+ * second fetch met them and failed, and its run waited for a retry.
+ */
+const mirrorTurns = new Map<string, Promise<void>>();
+function oneAtATime<T>(dir: string, work: () => Promise<T>): Promise<T> {
+  const result = (mirrorTurns.get(dir) ?? Promise.resolve()).then(work);
+  const turn = result.then(
+    () => undefined,
+    () => undefined,
+  );
+  mirrorTurns.set(dir, turn);
+  void turn.then(() => mirrorTurns.get(dir) === turn && mirrorTurns.delete(dir));
+  return result;
+}
+
+/** Where the mirror keeps a fetched branch: one flat name per branch, of fixed length however long the branch's. */
+export function mirrorRef(branch: string): string {
+  return `refs/pk-mcp/branch-${createHash('sha256').update(branch).digest('hex')}`;
+}
+
 export function openGitWorkspace(options: { root: string; key: string; source: string; credentials: GitCredentials }): GitWorkspace {
   const dir = path.join(options.root, options.key);
   const env = gitEnv(options.credentials);
@@ -133,30 +156,48 @@ export function openGitWorkspace(options: { root: string; key: string; source: s
   async function ensureMirror(): Promise<void> {
     if (existsSync(path.join(dir, 'HEAD'))) return;
     await mkdir(options.root, { recursive: true });
-    await rm(dir, { recursive: true, force: true });
+    // Made aside and renamed into place: a mirror is never seen half made, and another process making the
+    // same one at the same time cannot delete this one's files from under it (its fetch then failed on a
+    // missing folder, taken for "repository not found").
+    const staging = `${dir}.init-${process.pid}-${randomBytes(4).toString('hex')}`;
     try {
       // Bare, no checkout, no tags: only commits, trees and blobs of the branches we fetch.
-      await simpleGit({ ...GIT_OPTIONS, baseDir: options.root }).env(env).raw(['init', '--bare', '--quiet', dir]);
-      await git().raw(['remote', 'add', 'origin', options.source]);
+      await simpleGit({ ...GIT_OPTIONS, baseDir: options.root }).env(env).raw(['init', '--bare', '--quiet', staging]);
+      await simpleGit({ ...GIT_OPTIONS, baseDir: staging }).env(env).raw(['remote', 'add', 'origin', options.source]);
       if (path.isAbsolute(options.source)) {
         // A folder on this machine: the objects it has not packed yet (all of them in a freshly committed or
         // imported repository) travel without a delta search and with fast compression. Measured on 2 cores,
         // a first fetch of a 6,000-file repository of loose objects: 1.9 → 1.3 s, the mirror 8 → 9 MB. Objects
         // the source has packed are sent as they are either way.
         // simple-git guards this setting (a remote's upload-pack is a command git runs); this one is a constant.
-        await simpleGit({ ...GIT_OPTIONS, baseDir: dir, unsafe: { ...GIT_OPTIONS.unsafe, allowUnsafePack: true } })
+        await simpleGit({ ...GIT_OPTIONS, baseDir: staging, unsafe: { ...GIT_OPTIONS.unsafe, allowUnsafePack: true } })
           .env(env)
           .raw(['config', 'remote.origin.uploadpack', 'git -c pack.window=0 -c pack.compression=1 upload-pack']);
       }
     } catch (err) {
-      await rm(dir, { recursive: true, force: true });
+      await rm(staging, { recursive: true, force: true });
       throw explainGitFailure(String((err as Error).message), shown);
+    }
+    try {
+      await rename(staging, dir);
+    } catch (err) {
+      if (existsSync(path.join(dir, 'HEAD'))) {
+        // Another process made it meanwhile.
+        await rm(staging, { recursive: true, force: true });
+        return;
+      }
+      // What a crash left of a mirror made in place (as before): replaced.
+      await rm(dir, { recursive: true, force: true });
+      await rename(staging, dir).catch(async () => {
+        await rm(staging, { recursive: true, force: true });
+        throw err;
+      });
     }
   }
 
   return {
     dir,
-    async fetch(branch) {
+    fetch: (branch) => oneAtATime(dir, async () => {
       await ensureMirror();
       try {
         // +: a force-pushed branch replaces our copy; --prune drops refs that vanished. --depth=1: indexing reads
@@ -165,7 +206,10 @@ export function openGitWorkspace(options: { root: string; key: string; source: s
         // 300 commits the first fetch took 0.05 s instead of 0.27 s (1.5 instead of 3.2 MB); on a real project
         // with years of history it is the difference between its head and all of it. Later fetches bring only
         // the objects the new head adds (git marks them forced updates: a shallow copy cannot prove ancestry).
-        await git().raw(['fetch', '--quiet', '--no-tags', '--prune', '--depth=1', 'origin', `+refs/heads/${branch}:refs/heads/${branch}`]);
+        // Each branch lands on a flat ref of its own, and --refmap= stops git from also updating origin's
+        // remote-tracking refs: under refs/heads, a mirror that once fetched `feature` could never fetch
+        // `feature/x` (git cannot have both refs), and every run of it failed, retried, on "cannot lock ref".
+        await git().raw(['fetch', '--quiet', '--no-tags', '--prune', '--depth=1', '--refmap=', 'origin', `+refs/heads/${branch}:${mirrorRef(branch)}`]);
       } catch (err) {
         const failure = explainGitFailure(String((err as Error).message), shown, branch);
         if (!failure.retryable && failure.message.startsWith('branch')) {
@@ -175,10 +219,10 @@ export function openGitWorkspace(options: { root: string; key: string; source: s
         }
         throw failure;
       }
-      return (await git().raw(['rev-parse', '--verify', `refs/heads/${branch}^{commit}`])).trim();
-    },
+      return (await git().raw(['rev-parse', '--verify', `${mirrorRef(branch)}^{commit}`])).trim();
+    }),
     async defaultBranch() {
-      await ensureMirror();
+      await oneAtATime(dir, ensureMirror);
       let out: string;
       try {
         out = await git().raw(['ls-remote', '--symref', 'origin', 'HEAD']);
@@ -198,35 +242,37 @@ export function openGitWorkspace(options: { root: string; key: string; source: s
       }
     },
     async listTree(commit) {
-      const out = await git().raw(['ls-tree', '-r', '-l', '-z', '--full-tree', commit]);
+      const out = await gitOutput(dir, env, ['ls-tree', '-r', '-l', '-z', '--full-tree', commit]);
       const entries: TreeEntry[] = [];
-      for (const record of out.split('\0')) {
-        if (!record) continue;
-        const tab = record.indexOf('\t');
-        const [mode, type, sha, size] = record.slice(0, tab).split(/\s+/);
+      for (const record of nulRecords(out)) {
+        const tab = record.indexOf(9);
+        const [mode, type, sha, size] = record.subarray(0, tab).toString('latin1').split(/\s+/);
         // Only regular files: submodules (commit) and symlinks (120000) carry no content of their own.
         if (type !== 'blob' || mode === '120000') continue;
-        entries.push({ path: record.slice(tab + 1), blobSha: sha!, size: Number(size) });
+        entries.push({ path: decodeGitPath(record.subarray(tab + 1)), blobSha: sha!, size: Number(size) });
       }
       return entries;
     },
     async diff(from, to) {
-      const out = await git().raw(['diff', '--name-status', '-z', '-M', '--no-ext-diff', from, to]);
-      const parts = out.split('\0').filter((p) => p !== '');
+      const out = await gitOutput(dir, env, ['diff', '--name-status', '-z', '-M', '--no-ext-diff', from, to]);
+      const parts = nulRecords(out);
       const changes: FileChange[] = [];
-      for (let i = 0; i < parts.length; ) {
-        const status = parts[i++]!;
+      let i = 0;
+      const next = () => decodeGitPath(parts[i++]!);
+      while (i < parts.length) {
+        const status = parts[i++]!.toString('latin1');
         if (status.startsWith('R')) {
-          changes.push({ status: 'renamed', from: parts[i++]!, path: parts[i++]! });
+          const from = next();
+          changes.push({ status: 'renamed', from, path: next() });
         } else if (status.startsWith('C')) {
           i++;
-          changes.push({ status: 'added', path: parts[i++]! });
+          changes.push({ status: 'added', path: next() });
         } else if (status === 'D') {
-          changes.push({ status: 'deleted', path: parts[i++]! });
+          changes.push({ status: 'deleted', path: next() });
         } else if (status === 'A') {
-          changes.push({ status: 'added', path: parts[i++]! });
+          changes.push({ status: 'added', path: next() });
         } else {
-          changes.push({ status: 'modified', path: parts[i++]! });
+          changes.push({ status: 'modified', path: next() });
         }
       }
       return changes;
@@ -239,6 +285,84 @@ export function openGitWorkspace(options: { root: string; key: string; source: s
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The non-empty records of git's `-z` output. */
+function nulRecords(out: Buffer): Buffer[] {
+  const records: Buffer[] = [];
+  for (let start = 0; start < out.length; ) {
+    let end = out.indexOf(0, start);
+    if (end === -1) end = out.length;
+    if (end > start) records.push(out.subarray(start, end));
+    start = end + 1;
+  }
+  return records;
+}
+
+// ignoreBOM: a name may start with U+FEFF like any other character; the decoder would drop it.
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * A path from git's `-z` output as text. Git stores names as bytes; one that
+ * is not UTF-8 (`\xff`, Latin-1 names committed on old systems) keeps its
+ * valid parts and shows each other byte as git quotes it (`caf\351.txt`),
+ * so distinct names stay distinct: decoded with replacement characters, two
+ * such files got one path and publishing the run failed on the duplicate.
+ */
+export function decodeGitPath(bytes: Buffer): string {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    // below, byte by byte
+  }
+  let out = '';
+  let run = 0;
+  for (let i = 0; i < bytes.length; ) {
+    const n = utf8SequenceLength(bytes, i);
+    if (n > 0) {
+      i += n;
+      continue;
+    }
+    out += strictUtf8.decode(bytes.subarray(run, i)) + `\\${bytes[i]!.toString(8).padStart(3, '0')}`;
+    run = ++i;
+  }
+  return out + strictUtf8.decode(bytes.subarray(run));
+}
+
+/** Bytes of the well-formed UTF-8 sequence at `i` (no overlongs, surrogates or code points past U+10FFFF), 0 if none. */
+function utf8SequenceLength(b: Buffer, i: number): number {
+  const lead = b[i]!;
+  if (lead < 0x80) return 1;
+  const cont = (k: number, lo = 0x80, hi = 0xbf) => i + k < b.length && b[i + k]! >= lo && b[i + k]! <= hi;
+  if (lead >= 0xc2 && lead <= 0xdf) return cont(1) ? 2 : 0;
+  if (lead >= 0xe0 && lead <= 0xef) {
+    const [lo, hi] = lead === 0xe0 ? [0xa0, 0xbf] : lead === 0xed ? [0x80, 0x9f] : [0x80, 0xbf];
+    return cont(1, lo, hi) && cont(2) ? 3 : 0;
+  }
+  if (lead >= 0xf0 && lead <= 0xf4) {
+    const [lo, hi] = lead === 0xf0 ? [0x90, 0xbf] : lead === 0xf4 ? [0x80, 0x8f] : [0x80, 0xbf];
+    return cont(1, lo, hi) && cont(2) && cont(3) ? 4 : 0;
+  }
+  return 0;
+}
+
+/**
+ * Runs git and returns its stdout as bytes: simple-git hands output over as
+ * UTF-8 text, which loses every name that is not UTF-8.
+ */
+function gitOutput(dir: string, env: Record<string, string>, args: string[]): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('git', args, { cwd: dir, env });
+    const out: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolve(Buffer.concat(out));
+      else reject(new Error(`git ${args[0]} failed (code ${code}): ${stderr.trim()}`));
+    });
+  });
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createFileFilter, type FileFilterOptions } from '../../shared/indexing/file-filter.ts';
+import { createFileFilter, MAX_PATH_BYTES, type FileFilterOptions } from '../../shared/indexing/file-filter.ts';
 
 const defaults: FileFilterOptions = { gitignores: [], include: [], exclude: [], maxFileBytes: 1000 };
 const filterWith = (opts: Partial<FileFilterOptions>) => createFileFilter({ ...defaults, ...opts });
@@ -242,6 +242,23 @@ describe('built-in exclusions', () => {
     expect(filter.check('src/a.ts', 1000)).toEqual({ indexed: true });
     expect(filter.check('src/a.ts', 1001)).toEqual({ indexed: false, reason: 'too-large' });
     expect(filter.checkContent('src/a.ts', Buffer.alloc(1001, 0x61))).toEqual({ indexed: false, reason: 'too-large' });
+  });
+
+  it('skips paths longer than Postgres can key, counted in bytes', () => {
+    const within = `src/${'é'.repeat(Math.floor((MAX_PATH_BYTES - 7) / 2))}.ts`;
+    expect(Buffer.byteLength(within)).toBeLessThanOrEqual(MAX_PATH_BYTES);
+    expect(filter.check(within, 10)).toEqual({ indexed: true });
+    expect(filter.check(`é${within}`, 10)).toEqual({ indexed: false, reason: 'path-too-long' });
+  });
+
+  it('reads a backslash in a tree path as part of a name, never as a folder separator', () => {
+    // Git separates folders with `/` only; names that are not UTF-8 come with backslash escapes (`build\351.ts`).
+    expect(decide(filterWith({ gitignores: [{ dir: '', content: 'docs/\n' }] }), ['build\\351.ts', 'node_modules\\x.js', 'docs\\guide.md', 'docs/guide.md'])).toEqual({
+      'build\\351.ts': 'indexed',
+      'node_modules\\x.js': 'indexed',
+      'docs\\guide.md': 'indexed',
+      'docs/guide.md': 'gitignored',
+    });
   });
 });
 

@@ -69,6 +69,56 @@ describe('git workspace mirrors', () => {
     ]);
   });
 
+  it('lists and diffs names that are not UTF-8, each under a name of its own', async () => {
+    const { fixture, root } = setup();
+    const latin1 = (byte: number) => Buffer.concat([Buffer.from('src/caf'), Buffer.from([byte]), Buffer.from('.ts')]);
+    // Raw names go through git's stdin: neither argv nor the file system (in UTF-8 locales) carries them.
+    const stage = (name: Buffer, content: string) => {
+      const sha = execFileSync('git', ['hash-object', '-w', '--stdin'], { cwd: fixture.dir, input: content }).toString().trim();
+      execFileSync('git', ['update-index', '-z', '--add', '--index-info'], { cwd: fixture.dir, input: Buffer.concat([Buffer.from(`100644 ${sha}\t`), name, Buffer.from([0])]) });
+    };
+    fixture.commit('first');
+    stage(latin1(0xe9), 'export const e = 1;\n'); // é in Latin-1
+    stage(latin1(0xe8), 'export const e = 2;\n'); // è
+    stage(Buffer.from('\ufeffbom-named.ts'), 'export const b = 3;\n'); // U+FEFF is a character of the name here
+    fixture.git('commit', '--quiet', '-m', 'latin-1 names');
+    const ws = openGitWorkspace({ root, key: 'names', source: fixture.dir, credentials: {} });
+    const first = await ws.fetch('main');
+    expect((await ws.listTree(first)).map((e) => e.path).sort()).toEqual(['README.md', 'src/a.ts', 'src/caf\\350.ts', 'src/caf\\351.ts', '\ufeffbom-named.ts'].sort());
+
+    execFileSync('git', ['update-index', '-z', '--force-remove', '--stdin'], { cwd: fixture.dir, input: Buffer.concat([latin1(0xe9), Buffer.from([0])]) });
+    stage(latin1(0xea), 'export const e = 1;\n');
+    fixture.git('commit', '--quiet', '-m', 'rename');
+    expect(await ws.diff(first, await ws.fetch('main'))).toEqual([{ status: 'renamed', from: 'src/caf\\351.ts', path: 'src/caf\\352.ts' }]);
+  });
+
+  it('fetches a branch named like a folder of a branch fetched before', async () => {
+    const { fixture, root } = setup();
+    fixture.commit('first');
+    fixture.git('branch', 'feature');
+    const ws = openGitWorkspace({ root, key: 'nested', source: fixture.dir, credentials: {} });
+    await ws.fetch('feature');
+    // Git keeps refs as paths: `feature` and `feature/x` cannot both be branches, in the source or in a mirror.
+    fixture.git('branch', '-D', 'feature');
+    fixture.git('branch', 'feature/x');
+    expect(await ws.fetch('feature/x')).toBe(fixture.head());
+    fixture.git('branch', '-D', 'feature/x');
+    fixture.git('branch', 'feature');
+    expect(await ws.fetch('feature')).toBe(fixture.head());
+  });
+
+  it('fetches branches of one mirror at the same time, the mirror made by the first', async () => {
+    const { fixture, root } = setup();
+    fixture.commit('first');
+    const branches = ['main', 'b1', 'b2', 'b3'];
+    for (const b of branches.slice(1)) fixture.git('branch', b);
+    for (let round = 0; round < 3; round++) {
+      const key = `concurrent-${round}`;
+      const heads = await Promise.all(branches.map((b) => openGitWorkspace({ root, key, source: fixture.dir, credentials: {} }).fetch(b)));
+      expect(heads).toEqual(branches.map(() => fixture.head()));
+    }
+  });
+
   it('leaves the upload command of a URL source alone', async () => {
     const { fixture, root } = setup();
     const head = fixture.commit('first');

@@ -32,13 +32,28 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
   const { stores, logger, repositories, chunks } = deps;
 
   async function markFailed(job: Job<IndexData>, message: string): Promise<void> {
-    await repositories.setBranchStatus(job.data.repositoryId, job.data.branch, { status: 'failed', lastError: message, lastJobId: job.id ?? null });
+    // Postgres text cannot hold a NUL, and failures quote them (Neo4j's graph keys join their parts with one):
+    // the update failed, and with it the cleanup below, leaving the branch "indexing" and the run's rows staged.
+    const lastError = message.replaceAll('\0', '\\0');
+    await repositories.setBranchStatus(job.data.repositoryId, job.data.branch, { status: 'failed', lastError, lastJobId: job.id ?? null });
     // Vectors the run already wrote are not live in Postgres (so invisible); remove them with the staging rows.
     const staged = await stores.postgres.pool.query<{ id: string }>(
       `SELECT s.id FROM chunk_staging s WHERE s.run_id = $1 AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = s.id)`,
       [job.id],
     );
     await deps.vectors.delete({ repositoryId: job.data.repositoryId, branch: job.data.branch }, staged.rows.map((r) => r.id)).catch((err) => logger.warn({ err: errorMessage(err) }, 'could not remove vectors of a failed run'));
+    // Graph batches write to the live graph before publishing; files the run added are in no index yet and
+    // no later diff from the branch's commit may name them again (added, then deleted before the next run).
+    const added = await stores.postgres.pool.query<{ path: string }>(
+      `SELECT g.path FROM graph_staging g
+        WHERE g.run_id = $1 AND NOT EXISTS (SELECT 1 FROM files f WHERE f.repository_id = $2 AND f.branch = $3 AND f.path = g.path)`,
+      [job.id, job.data.repositoryId, job.data.branch],
+    );
+    if (added.rows.length > 0) {
+      await deps.graph
+        .deleteFiles({ repoId: job.data.repositoryId, branch: job.data.branch }, added.rows.map((r) => r.path))
+        .catch((err) => logger.warn({ err: errorMessage(err) }, 'could not remove the graph of a failed run'));
+    }
     await chunks.clearStaging(job.id!);
   }
 
@@ -183,7 +198,9 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
       if (err instanceof WaitingChildrenError) throw err;
       const permanent = err instanceof UnrecoverableError || err instanceof IndexInputError;
       const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      if (permanent || lastAttempt) await markFailed(job, errorMessage(err)).catch(() => undefined);
+      if (permanent || lastAttempt) {
+        await markFailed(job, errorMessage(err)).catch((failure) => logger.warn({ jobId: job.id, err: errorMessage(failure) }, 'could not record the failed run'));
+      }
       if (err instanceof IndexInputError) throw new UnrecoverableError(err.message);
       throw err;
     }
