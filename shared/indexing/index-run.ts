@@ -343,7 +343,8 @@ export async function prepareRun(
   progress.phase = batches + graphBatches > 0 ? 'embedding' : 'publishing';
   await report(progress);
   deps.logger.info(
-    { repository: repo.name, branch, commit, mode, changed: candidates.length, deleted: deleted.size, chunks: progress.chunks, batches, readAheadPeakBytes: read.peakQueuedBytes },
+    // repository and branch: bound by the caller's child logger
+    { commit, mode, changed: candidates.length, deleted: deleted.size, chunks: progress.chunks, batches, readAheadPeakBytes: read.peakQueuedBytes },
     'index run prepared',
   );
   return {
