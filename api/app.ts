@@ -98,11 +98,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await v1.register(searchRoutes, { search, metrics });
       await v1.register(graphRoutes, { graph, metrics });
       await v1.register(jobRoutes, { platform, jobs });
-      await v1.register(tokenRoutes, { tokens });
+      await v1.register(tokenRoutes, { tokens, instances: config.instances });
     },
     { prefix: '/api/v1' },
   );
   await app.register(mcpHttpRoutes, { platform, search, graph, repos, jobs, allowedOrigins: config.http.corsOrigins });
-  await registerDashboard(app, platform.queues);
+  await registerDashboard(app, platform.queues, config.instances);
   return app;
 }

@@ -54,6 +54,21 @@ export function assertInstance(request: FastifyRequest, instance: string): void 
 }
 
 /**
+ * Throws 403 unless the request's token may use every configured instance.
+ * For what spans all instances at once: token management (an admin of one
+ * instance could otherwise mint, or rotate and read, a token for the others)
+ * and the queue dashboard (every instance's jobs, and queue-wide actions).
+ */
+export function assertEveryInstance(request: FastifyRequest, configured: readonly string[]): void {
+  const principal = request.principal;
+  if (!principal) throw new Error(`assertEveryInstance on ${request.routeOptions.url ?? request.url} without a requireScope hook`);
+  const missing = configured.filter((i) => !canUseInstance(principal, i));
+  if (missing.length > 0) {
+    throw forbidden(`token '${principal.name}' may not use instance${missing.length > 1 ? 's' : ''} '${missing.join("', '")}': this needs an admin token for every instance`);
+  }
+}
+
+/**
  * Bearer-token authentication. Not wrapped as an encapsulated plugin on
  * purpose (fastify-plugin is not a dependency): call it on the root instance so
  * `request.principal` and `app.requireScope` are visible to every route.

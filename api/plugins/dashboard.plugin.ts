@@ -3,6 +3,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { FastifyInstance } from 'fastify';
 import { AppError } from '../../shared/errors.ts';
+import { assertEveryInstance } from './auth.plugin.ts';
 import type { QueueRegistry } from '../../shared/queue/queues.ts';
 
 const BASE = '/admin/queues';
@@ -12,7 +13,7 @@ const BASE = '/admin/queues';
  * headers on navigation, so an admin signs in once at /auth/session (which
  * sets an HttpOnly cookie); the same check guards every page and API call.
  */
-export async function registerDashboard(app: FastifyInstance, queues: QueueRegistry): Promise<void> {
+export async function registerDashboard(app: FastifyInstance, queues: QueueRegistry, instances: readonly string[]): Promise<void> {
   const adapter = new FastifyAdapter();
   adapter.setBasePath(BASE);
   createBullBoard({
@@ -27,6 +28,8 @@ export async function registerDashboard(app: FastifyInstance, queues: QueueRegis
       scope.addHook('onRequest', async (request, reply) => {
         try {
           await app.requireScope('admin')(request, reply);
+          // The board shows every instance's jobs and acts on whole queues: an admin of some instances only may not.
+          assertEveryInstance(request, instances);
         } catch (err) {
           if (err instanceof AppError) return reply.status(err.statusCode).send({ error: err.code, message: err.message });
           throw err;

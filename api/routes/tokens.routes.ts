@@ -1,13 +1,23 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { parseDuration, type TokenService } from '../../shared/auth/token.service.ts';
+import { assertEveryInstance } from '../plugins/auth.plugin.ts';
 import { errorResponses } from '../schemas/common.ts';
 
 const scope = z.enum(['read', 'write', 'admin']);
 const tokenName = z.string().min(1).max(64).describe('token name');
 
-export const tokenRoutes: FastifyPluginAsyncZod<{ tokens: TokenService }> = async (app, { tokens }) => {
-  const admin = { preHandler: app.requireScope('admin') };
+export const tokenRoutes: FastifyPluginAsyncZod<{ tokens: TokenService; instances: string[] }> = async (app, { tokens, instances: configured }) => {
+  const requireAdmin = app.requireScope('admin');
+  // Managing tokens is managing access to every instance: an admin of some instances only would otherwise
+  // create a '*' token, or rotate one and receive its new value.
+  const admin = {
+    preHandler: async (request: FastifyRequest, reply: FastifyReply) => {
+      await requireAdmin(request, reply);
+      assertEveryInstance(request, configured);
+    },
+  };
 
   app.post(
     '/tokens',

@@ -23,6 +23,15 @@ export const webhookRoutes: FastifyPluginAsync<{ webhooks: WebhookService }> = a
         config: { rateLimit: { max: 600, timeWindow: '1 minute' } },
       },
       async (request, reply) => {
+        // Both providers send JSON when configured as the README says; GitHub's other option, form-encoded
+        // (`payload=<url-encoded JSON>`), was answered "not a JSON object" on every delivery, and text/plain or
+        // no content type were parsed as JSON anyway. The header is not secret: answering first reveals nothing.
+        if (!isJson(request.headers['content-type'])) {
+          return reply.status(415).send({
+            error: 'unsupported_media_type',
+            message: `send webhooks as application/json${provider === 'github' ? " (the GitHub webhook's \"Content type\" setting)" : ''}`,
+          });
+        }
         const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
         // The service looks the pushed branch up in Postgres, which cannot take a NUL: that failed as a 500.
         // Only a body with the escape in it is parsed twice.
@@ -37,6 +46,10 @@ export const webhookRoutes: FastifyPluginAsync<{ webhooks: WebhookService }> = a
     );
   }
 };
+
+function isJson(contentType: string | undefined): boolean {
+  return contentType?.split(';')[0]?.trim().toLowerCase() === 'application/json';
+}
 
 /** The payload's `ref` (both providers name the pushed ref so), or undefined when the body is not a JSON object with one. */
 function pushedRef(raw: Buffer): string | undefined {

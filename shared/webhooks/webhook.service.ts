@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { Platform } from '../platform.ts';
 import type { Repository } from '../stores/repository.repository.ts';
 
@@ -38,10 +38,14 @@ export function normalizeRepoUrl(url: string): string | null {
   return `${host.toLowerCase()}/${pathname.replace(/^\/+/, '').replace(/\/+$/, '').replace(/\.git$/, '').toLowerCase()}`;
 }
 
+/**
+ * Constant-time string comparison. Digests first: timingSafeEqual needs equal
+ * lengths, and returning early on a length mismatch would tell a caller how
+ * long a GitLab secret token is.
+ */
 function safeEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
+  const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+  return timingSafeEqual(digest(a), digest(b));
 }
 
 /** GitHub's X-Hub-Signature-256: `sha256=` + hex HMAC-SHA256 of the raw body. */
