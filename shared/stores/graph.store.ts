@@ -223,12 +223,13 @@ export function createGraphStore(neo4j: Neo4jConnection, namespace: string) {
       );
     },
 
-    /** Files that import any of `paths` (whose calls may point into them). */
+    /** Files that import any of `paths`, directly or through one re-exporting file (whose calls may point into them). */
     async dependentsOf(scope: Scope, paths: string[]): Promise<string[]> {
       if (paths.length === 0) return [];
       const rows = await read<{ path: string }>(
         `UNWIND $keys AS key
-         MATCH (d:File)-[:IMPORTS]->(:File {key: key})
+         MATCH (d:File)-[:IMPORTS*1..2]->(:File {key: key})
+         WHERE NOT coalesce(d.placeholder, false)
          RETURN DISTINCT d.path AS path`,
         { keys: paths.map((p) => fileKey(scope, p)) },
       );
@@ -260,10 +261,10 @@ export function createGraphStore(neo4j: Neo4jConnection, namespace: string) {
         // Candidates: every symbol of the file itself and of the files it imports, by name. Read as
         // plain lists and matched here: matching by name in Cypher compared every reference with every
         // symbol of the file and of its imports, which made this the longest step of a publish.
-        const own = await read<{ file: string; key: string; name: string; kind: string; calls: string[] | null; ext: string[] | null; impl: string[] | null }>(
+        const own = await read<{ file: string; key: string; name: string; qualifiedName: string; kind: string; calls: string[] | null; ext: string[] | null; impl: string[] | null }>(
           `UNWIND $keys AS key
            MATCH (f:File {key: key})-[:DEFINES]->(s:Symbol)
-           RETURN f.key AS file, s.key AS key, s.name AS name, s.kind AS kind, s.calls AS calls, s.extendsNames AS ext, s.implementsNames AS impl`,
+           RETURN f.key AS file, s.key AS key, s.name AS name, s.qualifiedName AS qualifiedName, s.kind AS kind, s.calls AS calls, s.extendsNames AS ext, s.implementsNames AS impl`,
           { keys },
         );
         // Which files each one imports, then the symbols of each imported file once: a file imported by
@@ -274,7 +275,17 @@ export function createGraphStore(neo4j: Neo4jConnection, namespace: string) {
            RETURN DISTINCT f.key AS file, t.key AS target`,
           { keys },
         );
-        const unread = [...new Set(links.map((l) => l.target))].filter((t) => !definedIn.has(t));
+        // One hop further: what the imported files import themselves, where re-exported names live. The graph
+        // does not tell a re-export from a plain import, so these are only tried for names found nowhere closer.
+        const direct = [...new Set(links.map((l) => l.target))];
+        const further = await read<{ file: string; target: string }>(
+          `UNWIND $keys AS key
+           MATCH (f:File {key: key})-[:IMPORTS]->(t:File)
+           RETURN DISTINCT f.key AS file, t.key AS target`,
+          { keys: direct },
+        );
+        const furtherOf = groupBy(further, (l) => l.file);
+        const unread = [...new Set([...direct, ...further.map((l) => l.target)])].filter((t) => !definedIn.has(t));
         for (const t of unread) definedIn.set(t, []);
         const defined = await read<{ target: string; symbols: Array<{ key: string; name: string; kind: string }> }>(
           `UNWIND $targets AS key
@@ -287,6 +298,10 @@ export function createGraphStore(neo4j: Neo4jConnection, namespace: string) {
         const imported = [...groupBy(links, (l) => l.file)].map(([file, ls]) => ({
           file,
           symbols: ls.map((l) => l.target).sort().flatMap((t) => definedIn.get(t)!),
+          reexported: [...new Set(ls.flatMap((l) => (furtherOf.get(l.target) ?? []).map((x) => x.target)))]
+            .filter((t) => t !== file)
+            .sort()
+            .flatMap((t) => definedIn.get(t)!),
         }));
         const rows = resolveReferences(own, imported);
         for (const rel of ['CALLS', 'EXTENDS', 'IMPLEMENTS'] as const) {
@@ -357,19 +372,29 @@ function groupBy<T>(items: Iterable<T>, key: (item: T) => string): Map<string, T
  * target any symbol, extends/implements only types. Each edge once.
  */
 export function resolveReferences(
-  own: Array<{ file: string; key: string; name: string; kind: string; calls: string[] | null; ext: string[] | null; impl: string[] | null }>,
-  imported: Array<{ file: string; symbols: Array<{ key: string; name: string; kind: string }> }>,
+  own: Array<{ file: string; key: string; name: string; qualifiedName?: string; kind: string; calls: string[] | null; ext: string[] | null; impl: string[] | null }>,
+  imported: Array<{ file: string; symbols: Array<{ key: string; name: string; kind: string }>; reexported?: Array<{ key: string; name: string; kind: string }> }>,
 ): Reference[] {
   const importedByFile = new Map(imported.map((i) => [i.file, groupBy(i.symbols, (s) => s.name)]));
+  const reexportedByFile = new Map(imported.map((i) => [i.file, groupBy(i.reexported ?? [], (s) => s.name)]));
   const out = new Map<string, Reference>();
   for (const [file, symbols] of groupBy(own, (s) => s.file)) {
     const locals = groupBy(symbols, (s) => s.name);
     const fromImports = importedByFile.get(file);
+    const fromReexports = reexportedByFile.get(file);
     for (const s of symbols) {
+      // `this.area()` in Shape.describe means Shape.area, not Square.area further down the file: a
+      // member of the caller's own type (or of the caller itself, for a type) comes before any other.
+      const q = s.qualifiedName ?? s.name;
+      const ownerPrefixes = [TYPE_KINDS.has(s.kind) ? `${q}.` : null, q.includes('.') ? q.slice(0, q.lastIndexOf('.') + 1) : null].filter((x): x is string => x !== null);
+      const sameOwner = (c: { qualifiedName?: string }) => c.qualifiedName !== undefined && ownerPrefixes.some((p) => c.qualifiedName!.startsWith(p) && !c.qualifiedName!.slice(p.length).includes('.'));
       for (const [rel, names] of [['CALLS', s.calls], ['EXTENDS', s.ext], ['IMPLEMENTS', s.impl]] as const) {
         const fits = (c: { key: string; kind: string }) => c.key !== s.key && (rel === 'CALLS' || TYPE_KINDS.has(c.kind));
         for (const name of names ?? []) {
-          const target = locals.get(name)?.find(fits) ?? fromImports?.get(name)?.find(fits);
+          const local = locals.get(name)?.filter(fits) ?? [];
+          // Not in the file nor in what it imports: a file it imports may re-export it
+          // (`export * from './inner'` in an index.ts, `from .core import compute` in an __init__.py).
+          const target = local.find(sameOwner) ?? local[0] ?? fromImports?.get(name)?.find(fits) ?? fromReexports?.get(name)?.find(fits);
           if (target) out.set(`${rel}\0${s.key}\0${target.key}`, { from: s.key, rel, to: target.key });
         }
       }

@@ -37,3 +37,32 @@ describe('call and inheritance resolution by name', () => {
     expect(edges.some((e) => e.from === 'b:other')).toBe(false);
   });
 });
+
+describe('resolution by owner and through re-exports', () => {
+  it('prefers a method of the caller\'s own type over a same-named one earlier in the file', () => {
+    const own = [
+      { file: 'm', key: 'm:Square.area', name: 'area', qualifiedName: 'Square.area', kind: 'method', calls: [], ext: null, impl: null },
+      { file: 'm', key: 'm:Shape.area', name: 'area', qualifiedName: 'Shape.area', kind: 'method', calls: [], ext: null, impl: null },
+      { file: 'm', key: 'm:Shape.describe', name: 'describe', qualifiedName: 'Shape.describe', kind: 'method', calls: ['area'], ext: null, impl: null },
+    ];
+    expect(resolveReferences(own, [])).toEqual([{ from: 'm:Shape.describe', rel: 'CALLS', to: 'm:Shape.area' }]);
+  });
+
+  it('falls back to re-exported symbols only when nothing closer has the name', () => {
+    const own = [{ file: 'm', key: 'm:main', name: 'main', qualifiedName: 'main', kind: 'function', calls: ['deep', 'near'], ext: null, impl: null }];
+    const imported = [
+      {
+        file: 'm',
+        symbols: [{ key: 'a:near', name: 'near', kind: 'function' }],
+        reexported: [
+          { key: 'inner:deep', name: 'deep', kind: 'function' },
+          { key: 'inner:near', name: 'near', kind: 'function' },
+        ],
+      },
+    ];
+    expect(resolveReferences(own, imported)).toEqual([
+      { from: 'm:main', rel: 'CALLS', to: 'inner:deep' },
+      { from: 'm:main', rel: 'CALLS', to: 'a:near' },
+    ]);
+  });
+});
