@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import picomatch from 'picomatch';
+import { AppError } from '../../shared/errors.ts';
+import { compilePathGlob } from '../../shared/path-glob.ts';
 
 /** The one error shape every 4xx and 5xx answer has. */
 export const errorSchema = z.object({
@@ -55,9 +56,8 @@ export function branchNameProblem(name: string): string | undefined {
 }
 
 /**
- * A repository's include or exclude glob. Brackets, braces and parentheses
- * must be balanced: picomatch would otherwise read `[` or `**\/{` as literal
- * characters, and the run would index nothing, or everything, without a word.
+ * A repository's include or exclude glob, checked by the matcher the run will use (shared/path-glob.ts):
+ * unbalanced brackets or braces would otherwise index nothing, or everything, without a word.
  */
 export const indexGlob = z
   .string()
@@ -65,11 +65,9 @@ export const indexGlob = z
   .max(500)
   .superRefine((glob, ctx) => {
     try {
-      picomatch.makeRe(glob, { strictBrackets: true, dot: true });
+      compilePathGlob(glob);
     } catch (err) {
-      ctx.addIssue({ code: 'custom', message: `glob ${JSON.stringify(glob)} is not valid: ${globError(err)}` });
+      if (!(err instanceof AppError)) throw err;
+      ctx.addIssue({ code: 'custom', message: err.message.replace(/^path glob/, 'glob') });
     }
   });
-
-/** picomatch's reason without its hint, which names the wrong character to escape for a missing closing one. */
-export const globError = (err: unknown) => (err instanceof Error ? err.message : String(err)).replace(/ - use .*$/, '');

@@ -2,17 +2,14 @@ import { createHmac } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../api/app.ts';
-import { createMcpServer } from '../../mcp/server.ts';
 import { createTokenService } from '../../shared/auth/token.service.ts';
-import { createGraphQueryService } from '../../shared/graph/graph-query.service.ts';
-import { createJobStatusService } from '../../shared/queue/job-status.service.ts';
 import { silentLogger } from '../helpers/context.ts';
 import { createGitFixture, type GitFixture } from '../helpers/git-fixture.ts';
+import { connectMcpClient } from '../helpers/mcp-client.ts';
 import { openTestPlatform, waitForJob, type TestPlatform } from '../helpers/platform.ts';
 
 /**
@@ -224,28 +221,17 @@ describe('REST API', () => {
 });
 
 describe('MCP tools', () => {
-  let client: Client;
+  let mcp: Awaited<ReturnType<typeof connectMcpClient>>;
 
   beforeAll(async () => {
-    const server = createMcpServer({
-      platform: t.platform,
-      search: t.search,
-      graph: createGraphQueryService(t.platform),
-      repos: t.repos,
-      jobs: createJobStatusService(t.platform),
-      principal: { name: 'mcp-admin', scopes: ['admin'], instances: ['*'] },
-    });
-    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-    await server.connect(serverSide);
-    client = new Client({ name: 'bad-input-test', version: '1.0.0' });
-    await client.connect(clientSide);
+    mcp = await connectMcpClient(t, { principal: { name: 'mcp-admin', scopes: ['admin'], instances: ['*'] } });
   });
 
   afterAll(async () => {
-    await client?.close();
+    await mcp?.close();
   });
 
-  const call = async (name: string, args: Record<string, unknown>) => (await client.callTool({ name, arguments: args })) as ToolResult;
+  const call = async (name: string, args: Record<string, unknown>) => (await mcp.client.callTool({ name, arguments: args })) as ToolResult;
 
   it('a NUL character in any argument is an error naming it, not an internal error', async () => {
     for (const [tool, args, field] of [

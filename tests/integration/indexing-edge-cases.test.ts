@@ -2,20 +2,15 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMcpServer } from '../../mcp/server.ts';
-import { createGraphQueryService } from '../../shared/graph/graph-query.service.ts';
-import { createJobStatusService } from '../../shared/queue/job-status.service.ts';
-import { silentLogger } from '../helpers/context.ts';
 import { MAX_PATH_BYTES } from '../../shared/indexing/file-filter.ts';
 import { utf16AsUtf8 } from '../../shared/indexing/index-run.ts';
 import { fullTextQuery } from '../../shared/search/hybrid-search.ts';
 import type { IndexResult } from '../../workers/jobs/index-repository.job.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../helpers/fake-openai-server.ts';
 import { createGitFixture, type GitFixture } from '../helpers/git-fixture.ts';
+import { connectMcpClient } from '../helpers/mcp-client.ts';
 import { openTestPlatform, waitForJob, type TestPlatform } from '../helpers/platform.ts';
 
 /**
@@ -255,19 +250,7 @@ describe('indexing unusual repositories end to end', () => {
   });
 
   it('MCP get_file reads a UTF-16 file as the index did, so its lines match the chunks', async () => {
-    const server = createMcpServer({
-      platform: t.platform,
-      search: t.search,
-      graph: createGraphQueryService(t.platform),
-      repos: t.repos,
-      jobs: createJobStatusService(t.platform),
-      principal: { name: 'test', scopes: ['read'], instances: ['*'] },
-      logger: silentLogger,
-    });
-    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-    const client = new Client({ name: 'test', version: '1' });
-    await server.connect(serverSide);
-    await client.connect(clientSide);
+    const { client, close } = await connectMcpClient(t);
     try {
       const file = (await client.callTool({ name: 'get_file', arguments: { repository: 'contents', path: 'utf16le.cs' } })) as CallToolResult;
       expect(file.isError, JSON.stringify(file.content)).toBeFalsy();
@@ -278,8 +261,7 @@ describe('indexing unusual repositories end to end', () => {
         content: 'public class Utf16LeMarker {\r\n  public int Value() { return 4; }\r\n}\r\n',
       });
     } finally {
-      await client.close();
-      await server.close();
+      await close();
     }
   });
 

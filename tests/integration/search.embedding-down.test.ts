@@ -1,26 +1,20 @@
-import { spawn } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
-import path from 'node:path';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../api/app.ts';
-import { createMcpServer } from '../../mcp/server.ts';
-import { PROJECT_ROOT } from '../../scripts/project.ts';
 import { createTokenService } from '../../shared/auth/token.service.ts';
 import { DEFAULT_EMBEDDING_CONFIG, type EmbeddingProvider } from '../../shared/embeddings/embedding-provider.ts';
 import { OpenAIEmbeddingProvider } from '../../shared/embeddings/openai.provider.ts';
-import { createGraphQueryService } from '../../shared/graph/graph-query.service.ts';
 import type { Platform } from '../../shared/platform.ts';
-import { createJobStatusService } from '../../shared/queue/job-status.service.ts';
 import { createSearchService } from '../../shared/search/hybrid-search.ts';
 import { createChromaConnection } from '../../shared/stores/chroma.connection.ts';
 import { createVectorStore } from '../../shared/stores/vector.store.ts';
 import { silentLogger } from '../helpers/context.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../helpers/fake-openai-server.ts';
 import { createGitFixture, type GitFixture } from '../helpers/git-fixture.ts';
+import { cliEnv, runCli } from '../helpers/cli.ts';
+import { connectMcpClient } from '../helpers/mcp-client.ts';
 import { openTestPlatform, waitForJob, type TestPlatform } from '../helpers/platform.ts';
 
 /**
@@ -214,20 +208,7 @@ describe('consumers show the warning', () => {
   });
 
   it('MCP semantic_search: results with the warning in text and structured content; no results say it too', async () => {
-    const platform = withEmbeddings(openai(downUrl()));
-    const server = createMcpServer({
-      platform,
-      search: createSearchService(platform),
-      graph: createGraphQueryService(platform),
-      repos: t.repos,
-      jobs: createJobStatusService(platform),
-      principal: { name: 'test', scopes: ['read'], instances: ['*'] },
-      logger: silentLogger,
-    });
-    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-    const client = new Client({ name: 'test', version: '1' });
-    await server.connect(serverSide);
-    await client.connect(clientSide);
+    const { client, close } = await connectMcpClient(t, { platform: withEmbeddings(openai(downUrl())) });
     try {
       const found = (await client.callTool({ name: 'semantic_search', arguments: { query: 'reconcileLedger' } })) as CallToolResult;
       expect(found.isError).toBeFalsy();
@@ -240,48 +221,13 @@ describe('consumers show the warning', () => {
       expect(none.isError).toBe(true);
       expect(none.content.map((c) => (c.type === 'text' ? c.text : '')).join('\n')).toContain(`no indexed code matched "quaternionSlerp"; ${UNREACHABLE}.`);
     } finally {
-      await client.close();
-      await server.close();
+      await close();
     }
   });
 
   describe('CLI search', () => {
-    function pkMcp(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-      const c = t.config;
-      const env: NodeJS.ProcessEnv = {
-        ...process.env,
-        REDIS_URL: c.redisUrl,
-        DATABASE_URL: c.databaseUrl,
-        DATABASE_SCHEMA: c.databaseSchema,
-        CHROMA_URL: c.chromaUrl,
-        CHROMA_COLLECTION_PREFIX: c.chromaCollectionPrefix,
-        NEO4J_URI: c.neo4jUri,
-        NEO4J_USER: c.neo4jUser,
-        NEO4J_PASSWORD: c.neo4jPassword,
-        NEO4J_DATABASE: c.neo4jDatabase,
-        QUEUE_PREFIX: c.queuePrefix,
-        WORKSPACE_DIR: c.workspaceDir,
-        LOG_LEVEL: 'silent',
-        EMBEDDING_PROVIDER: 'openai',
-        OPENAI_API_KEY: 'test-key',
-        OPENAI_BASE_URL: downUrl(),
-        EMBEDDING_DIMENSIONS: String(DIMS),
-        CI: 'true',
-      };
-      return new Promise((resolve, reject) => {
-        const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'scripts/pk-mcp.js'), ...args], { cwd: PROJECT_ROOT, env });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d) => (stdout += d));
-        child.stderr.on('data', (d) => (stderr += d));
-        const timer = setTimeout(() => child.kill('SIGKILL'), 50_000);
-        child.on('error', reject);
-        child.on('close', (code) => {
-          clearTimeout(timer);
-          resolve({ code, stdout, stderr });
-        });
-      });
-    }
+    const pkMcp = (...args: string[]) =>
+      runCli(cliEnv(t.config, { EMBEDDING_PROVIDER: 'openai', OPENAI_API_KEY: 'test-key', OPENAI_BASE_URL: downUrl(), EMBEDDING_DIMENSIONS: String(DIMS) }), ...args);
 
     it('--json carries the warning next to the hits', async () => {
       const run = await pkMcp('search', 'reconcileLedger', '--json');
