@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { PROJECT_ROOT } from '../project.ts';
 import { displayUrl, SERVICES, stackDown, stackStatus, stackUp } from '../stack/stack.ts';
 import type { StackContext } from '../stack/service.ts';
-import { parseEnv } from '../../shared/config/config.ts';
+import { parseEnv, semanticConfig } from '../../shared/config/config.ts';
+import { prepareModel } from '../stack/model.ts';
 import path from 'node:path';
 
 export function registerStackCommands(program: Command): void {
@@ -47,7 +48,7 @@ export function registerStackCommands(program: Command): void {
 
   stack
     .command('prepare')
-    .description('install and resolve what the local stores need (redis-server, Neo4j jars) without starting them')
+    .description('install and resolve what the local stores need (redis-server, Neo4j jars) and the local embedding model, without starting anything')
     .action(async () => {
       const env = parseEnv();
       const ctx: StackContext = {
@@ -60,6 +61,11 @@ export function registerStackCommands(program: Command): void {
         if (env[service.envVar]) continue;
         await service.prepare(ctx);
         console.log(`${service.name.padEnd(9)} ready to start`);
+      }
+      const semantic = semanticConfig(env, ctx.dataDir);
+      if (semantic) {
+        await prepareModel(semantic.model, semantic.modelDir, ctx.log);
+        console.log(`${'model'.padEnd(9)} ${semantic.model} ready in ${path.relative(process.cwd(), semantic.modelDir) || '.'}`);
       }
     });
 }

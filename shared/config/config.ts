@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -122,6 +123,15 @@ export const envSchema = z.object({
   EMBEDDING_CONCURRENCY: positiveInt.max(64).default(4),
   EMBEDDING_MAX_RETRIES: z.coerce.number().int().min(0).max(20).default(6),
   LOCAL_EMBEDDING_DIMENSIONS: positiveInt.max(4096).default(384),
+  // The local model that fills in meaningful vectors in the background when no API key is set ('none': off).
+  SEMANTIC_MODEL: z.enum(['bge-small-en-v1.5', 'all-minilm-l6-v2', 'none']).default('bge-small-en-v1.5'),
+  MODEL_DIR: z
+    .string()
+    .transform((v) => (v === '' ? undefined : v))
+    .optional(),
+  // Threads one process gives the model; on two cores one leaves the other to searches and indexing.
+  SEMANTIC_THREADS: z.preprocess((v) => (v === '' ? undefined : v), z.coerce.number().int().positive().max(64).optional()),
+  SEMANTIC_BATCH: positiveInt.max(128).default(8),
 
   READY_CHECK_TIMEOUT_MS: positiveInt.default(2000),
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(10000),
@@ -181,6 +191,8 @@ export interface Config extends StoreUrls {
     maxRetries: number;
     localDimensions: number;
   };
+  /** The background tier of model vectors; null when off (an API key is set, or SEMANTIC_MODEL=none). */
+  semantic: { model: 'bge-small-en-v1.5' | 'all-minilm-l6-v2'; modelDir: string; threads: number; batch: number } | null;
 }
 
 export class ConfigError extends Error {
@@ -302,5 +314,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxRetries: e.EMBEDDING_MAX_RETRIES,
       localDimensions: e.LOCAL_EMBEDDING_DIMENSIONS,
     },
+    semantic: semanticConfig(e, dataDir),
+  };
+}
+
+/**
+ * The local model runs only where vectors would otherwise know spelling, not meaning: with OpenAI (or any
+ * OpenAI-compatible server) configured, the index's own vectors already carry meaning.
+ */
+export function semanticConfig(e: Env, dataDir: string): Config['semantic'] {
+  const usesApi = e.EMBEDDING_PROVIDER === 'openai' || (e.EMBEDDING_PROVIDER === 'auto' && !!e.OPENAI_API_KEY);
+  if (usesApi || e.SEMANTIC_MODEL === 'none') return null;
+  return {
+    model: e.SEMANTIC_MODEL,
+    modelDir: path.resolve(PACKAGE_ROOT, e.MODEL_DIR ?? path.join(dataDir, 'models')),
+    threads: e.SEMANTIC_THREADS ?? Math.max(1, Math.floor(availableParallelism() / 2)),
+    batch: e.SEMANTIC_BATCH,
   };
 }

@@ -16,6 +16,8 @@ export interface EmbedOptions {
   maxRetries?: number;
   /** Time the whole call may take, retries and backoff included; past it, it fails with an `EmbeddingError` of kind 'timeout'. A backoff that would end past it is not waited out. */
   timeoutMs?: number;
+  /** A search query or a document: models trained with a retrieval instruction (bge) put it before queries only. */
+  purpose?: 'query' | 'document';
 }
 
 export interface EmbeddingProvider {
