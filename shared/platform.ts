@@ -7,6 +7,8 @@ import { createGraphStore, type GraphStore } from './stores/graph.store.ts';
 import { createRepositoryRepository, type RepositoryRepository } from './stores/repository.repository.ts';
 import { closeStores, createStores, type Stores } from './stores/stores.ts';
 import { createVectorStore, type VectorStore } from './stores/vector.store.ts';
+import { createModelVectorRepository, type ModelVectorRepository } from './stores/model-vector.repository.ts';
+import { OnnxEmbeddingProvider } from './embeddings/onnx.provider.ts';
 
 /**
  * The connections and repositories every process builds from its config.
@@ -22,7 +24,18 @@ export interface Platform {
   embeddings: EmbeddingProvider;
   vectors: VectorStore;
   graph: GraphStore;
+  /**
+   * The background tier of model vectors (shared/semantic/): the local model, its own Chroma collections and
+   * the bookkeeping of which chunks it has embedded. Null when off (an API key is set, or SEMANTIC_MODEL=none).
+   */
+  semantic: SemanticTier | null;
   close(): Promise<void>;
+}
+
+export interface SemanticTier {
+  embeddings: EmbeddingProvider & { load(): Promise<unknown> };
+  vectors: VectorStore;
+  modelVectors: ModelVectorRepository;
 }
 
 export function embeddingConfigFrom(config: Config) {
@@ -39,10 +52,19 @@ export function embeddingConfigFrom(config: Config) {
   };
 }
 
-export function createPlatform(config: Config, logger: Logger, overrides: { embeddings?: EmbeddingProvider } = {}): Platform {
+export function createPlatform(
+  config: Config,
+  logger: Logger,
+  overrides: { embeddings?: EmbeddingProvider; semanticEmbeddings?: SemanticTier['embeddings'] } = {},
+): Platform {
   const stores = createStores(config, logger);
   const queues = createQueues(stores.redis.client, config.queuePrefix);
   const embeddings = overrides.embeddings ?? createEmbeddingProvider(embeddingConfigFrom(config), logger);
+  let semantic: SemanticTier | null = null;
+  if (config.semantic) {
+    const model = overrides.semanticEmbeddings ?? new OnnxEmbeddingProvider(config.semantic);
+    semantic = { embeddings: model, vectors: createVectorStore(stores.chroma, model.id), modelVectors: createModelVectorRepository(stores.postgres) };
+  }
   let closed: Promise<void> | undefined;
   return {
     config,
@@ -53,6 +75,7 @@ export function createPlatform(config: Config, logger: Logger, overrides: { embe
     embeddings,
     vectors: createVectorStore(stores.chroma, embeddings.id),
     graph: createGraphStore(stores.neo4j, config.databaseSchema),
+    semantic,
     close: () =>
       (closed ??= (async () => {
         await queues.close();

@@ -13,6 +13,10 @@ import type { VectorStore } from '../shared/stores/vector.store.ts';
 import { createEmbedBatchHandler } from './jobs/embed-batch.job.ts';
 import { createGraphBatchHandler } from './jobs/graph-batch.job.ts';
 import { createIndexRepositoryHandler } from './jobs/index-repository.job.ts';
+import { createSemanticEmbedHandler } from './jobs/semantic-embed.job.ts';
+import { UnrecoverableError } from 'bullmq';
+import type { SemanticTier } from '../shared/platform.ts';
+import type { QueueRegistry } from '../shared/queue/queues.ts';
 
 export interface WorkerDeps {
   stores: Stores;
@@ -25,16 +29,42 @@ export interface WorkerDeps {
   chunker: Chunker;
   graph: GraphStore;
   graphExtractor: GraphExtractor;
+  /** The local model's background tier; null when off. */
+  semantic: SemanticTier | null;
+  enqueue: QueueRegistry['enqueue'];
 }
 
 export type Handler = (job: Job, token?: string) => Promise<unknown>;
 export type Handlers = { [N in JobName]: Handler };
 
+/**
+ * After a run ends well (published, or already up to date), the branch's model vectors are filled in by a
+ * `semantic-embed` job: the run itself never waits for the model. Queued for an up-to-date branch too, so a
+ * model turned on (or fetched) later covers branches that no push touches. A failure to queue it only costs
+ * meaning until the next run, never the run.
+ */
+function withModelTierFollowUp(deps: WorkerDeps, handler: Handler): Handler {
+  if (!deps.semantic) return handler;
+  return async (job, token) => {
+    const result = (await handler(job, token)) as { repositoryId: number; branch: string };
+    await deps
+      .enqueue('semantic-embed', { repositoryId: result.repositoryId, branch: result.branch })
+      .catch((err: unknown) => deps.logger.warn({ jobId: job.id, err: err instanceof Error ? err.message : String(err) }, 'could not queue semantic embedding'));
+    return result;
+  };
+}
+
 /** Maps every job in the registry to its handler; a missing entry is a compile error. */
 export function createHandlers(deps: WorkerDeps & { queues: Record<'embed' | 'graph', Queue> }): Handlers {
   return {
-    'index-repository': createIndexRepositoryHandler({ ...deps, embedQueue: deps.queues.embed, graphQueue: deps.queues.graph }) as Handler,
+    'index-repository': withModelTierFollowUp(deps, createIndexRepositoryHandler({ ...deps, embedQueue: deps.queues.embed, graphQueue: deps.queues.graph }) as Handler),
     'embed-batch': createEmbedBatchHandler(deps) as Handler,
     'graph-batch': createGraphBatchHandler(deps) as Handler,
+    'semantic-embed': deps.semantic
+      ? (createSemanticEmbedHandler({ ...deps, semantic: deps.semantic }) as Handler)
+      : async () => {
+          // Queued by a process that has the tier on (or before it was turned off): nothing to fill in here.
+          throw new UnrecoverableError('the local model tier is off in this worker (an API key is set, or SEMANTIC_MODEL=none)');
+        },
   };
 }

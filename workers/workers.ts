@@ -10,6 +10,8 @@ import { createHandlers } from './handlers.ts';
 /** Concurrency per pool: embedding waits on I/O (HTTP, Chroma), indexing is CPU-bound chunking. */
 function concurrencyFor(queue: QueueName, base: number): number {
   if (queue === 'index') return Math.max(1, Math.ceil(base / 2));
+  // The model already spreads one pass over its threads: a second job would only take turns with the first.
+  if (queue === 'semantic') return 1;
   return base;
 }
 
@@ -32,6 +34,8 @@ export function startWorkers(
     chunker: deps.chunker,
     graph: deps.graph,
     graphExtractor: deps.graphExtractor,
+    semantic: deps.semantic,
+    enqueue: deps.queues.enqueue,
     queues: deps.queues.queues,
   });
   const queues = deps.queuesToRun ?? QUEUE_NAMES;

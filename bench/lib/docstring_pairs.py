@@ -55,7 +55,10 @@ def function_code(lines, node, doc_stmt):
         return None
     if lines[doc_end - 1][doc_stmt.end_col_offset :].strip() not in ("", ";"):
         return None
-    kept = lines[start - 1 : doc_start - 1] + lines[doc_end:end]
+    after = doc_end
+    while after < end and not lines[after].strip():
+        after += 1  # the blank line that usually follows a docstring goes with it
+    kept = lines[start - 1 : doc_start - 1] + lines[after:end]
     return textwrap.dedent("\n".join(kept)).strip("\n")
 
 

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { notFound } from '../../shared/errors.ts';
 import { defineTool, location, plural, shortSha } from './tool.ts';
+import { FILE_KINDS } from '../../shared/search/file-kind.ts';
+import { SEARCH_WARNING_CODES } from '../../shared/search/hybrid-search.ts';
 
 /** Snippets are for recognising a hit, not reading it (get_file does that): a few lines keep a result list cheap. */
 const SNIPPET_LINES = 8;
@@ -22,8 +24,16 @@ const hit = z.object({
   symbol: z.string().nullable().describe('function, method, class or heading the chunk is, when known'),
   kind: z.string().describe('function, method, class, section, window…'),
   language: z.string().nullable(),
-  score: z.number().describe('reciprocal-rank-fusion score; higher is better'),
+  fileKind: z.enum(FILE_KINDS).describe('what the file is for: code, test, docs, types, example, bench or config'),
+  score: z.number().describe('ranking score; higher is better'),
   snippet: z.string().describe('a few lines of the chunk, from just above the line that best matches the query'),
+  why: z
+    .object({
+      ranks: z.object({ model: z.number().optional(), vector: z.number().optional(), text: z.number().optional() }).describe('rank in each retriever that found it (model: local model vectors, vector: fast vectors, text: full text)'),
+      similarity: z.number().optional().describe("the local model's query-chunk similarity"),
+      boosts: z.array(z.string()).describe('what moved it: symbol:<name>, non-code:<kind>, central:N importers'),
+    })
+    .describe('why it ranks here'),
 });
 
 export const semanticSearchTool = defineTool({
@@ -40,6 +50,12 @@ export const semanticSearchTool = defineTool({
       language: z.string().min(1).max(30).optional().describe('only this language, e.g. typescript, python, go, java, rust, markdown'),
       path_glob: z.string().min(1).max(500).optional().describe('only paths matching this glob, e.g. "src/**/*.ts"'),
       limit: z.number().int().min(1).max(50).optional().describe('at most this many results (1-50, default 10)'),
+      kind: z
+        .array(z.enum(FILE_KINDS))
+        .min(1)
+        .optional()
+        .describe('only files of these kinds, e.g. ["test"] to find tests or ["docs"]; all when omitted, implementation code ranked first'),
+      per_file: z.number().int().min(1).max(20).optional().describe('results of one file at most (default 1, so the list spans files)'),
     })
     .strict(),
   outputSchema: z.object({
@@ -47,8 +63,8 @@ export const semanticSearchTool = defineTool({
     results: z.array(hit),
     commits: z.array(z.object({ repository: z.string(), branch: z.string(), commit: z.string() })).describe('the indexed commit each result comes from'),
     warnings: z
-      .array(z.object({ code: z.enum(['vector_search_unavailable']), message: z.string() }))
-      .describe('what made this answer weaker than usual, e.g. results from full text only because vector search was unavailable; empty normally'),
+      .array(z.object({ code: z.enum(SEARCH_WARNING_CODES), message: z.string() }))
+      .describe('what made this answer weaker than usual, e.g. vector search unavailable, or the local model still embedding a repository; empty normally'),
   }),
   annotations: { readOnlyHint: true, openWorldHint: false },
 
@@ -61,6 +77,8 @@ export const semanticSearchTool = defineTool({
       ...(input.language ? { language: input.language } : {}),
       ...(input.path_glob ? { pathGlob: input.path_glob } : {}),
       limit: input.limit ?? 10,
+      ...(input.kind ? { kinds: input.kind } : {}),
+      ...(input.per_file ? { perFile: input.per_file } : {}),
     });
     if (hits.length === 0) {
       const filters = [input.repository && `repository ${input.repository}`, input.language && `language ${input.language}`, input.path_glob && `paths ${input.path_glob}`].filter(Boolean);
@@ -79,8 +97,10 @@ export const semanticSearchTool = defineTool({
       symbol: h.symbol,
       kind: h.kind,
       language: h.language,
+      fileKind: h.fileKind,
       score: h.score,
       snippet: shortSnippet(h.snippet),
+      why: { ranks: h.explain.ranks, ...(h.explain.similarity === undefined ? {} : { similarity: h.explain.similarity }), boosts: h.explain.boosts },
     }));
     const commits = [...new Map(hits.map((h) => [h.repository, { repository: h.repository, branch: h.branch, commit: h.commit }])).values()];
     const lines = [

@@ -6,6 +6,18 @@ import type { Platform } from '../../shared/platform.ts';
 import { list, printJson, wholeNumber, withPlatform } from './cli-support.ts';
 import { QUEUE_NAMES } from '../../shared/queue/registry.ts';
 import { createSearchService } from '../../shared/search/hybrid-search.ts';
+import { FILE_KINDS, type FileKind } from '../../shared/search/file-kind.ts';
+import { AppError } from '../../shared/errors.ts';
+
+/** `--kind code,test`: each a known file kind. */
+function kindList(value: string, previous: FileKind[] = []): FileKind[] {
+  const kinds = value.split(',').map((k) => k.trim()).filter(Boolean);
+  const unknown = kinds.find((k) => !(FILE_KINDS as readonly string[]).includes(k));
+  if (unknown !== undefined || kinds.length === 0) {
+    throw new AppError(400, 'invalid_option', `--kind takes ${FILE_KINDS.join(', ')} (comma-separated), not "${unknown ?? value}"`);
+  }
+  return [...previous, ...(kinds as FileKind[])];
+}
 import { sleep } from '../stack/process.ts';
 
 /** Follows an index job until it finishes, with a progress bar on a TTY and plain lines otherwise. */
@@ -151,14 +163,16 @@ export function registerIndexCommands(program: Command): void {
 
   program
     .command('search')
-    .description('hybrid (vector + full-text) search over indexed code')
+    .description('hybrid search over indexed code (local model and fast vectors + full text), implementation first, one hit per file')
     .argument('<query>', 'what to look for, in words or identifiers')
     .option('--repo <names>', 'only these repositories (comma-separated, repeatable)', list)
     .option('--lang <language>', 'only this language (e.g. typescript, python)')
     .option('--path <glob>', 'only paths matching this glob (e.g. "src/**/*.ts")')
     .addOption(new Option('--limit <k>', 'number of results (1-100)').default(10).argParser(wholeNumber('--limit', 1, 100)))
-    .option('--json', 'print JSON')
-    .action(async (query: string, opts: { repo?: string[]; lang?: string; path?: string; limit: number; json?: boolean }) => {
+    .addOption(new Option('--kind <kinds>', `only files of these kinds (comma-separated: ${FILE_KINDS.join(', ')})`).argParser(kindList))
+    .addOption(new Option('--per-file <n>', 'results of one file at most (1-100)').default(1).argParser(wholeNumber('--per-file', 1, 100)))
+    .option('--json', 'print JSON (each hit explains its rank)')
+    .action(async (query: string, opts: { repo?: string[]; lang?: string; path?: string; limit: number; kind?: FileKind[]; perFile: number; json?: boolean }) => {
       await withPlatform(async (platform) => {
         const { hits, tookMs, warnings } = await createSearchService(platform).search({
           query,
@@ -166,12 +180,15 @@ export function registerIndexCommands(program: Command): void {
           language: opts.lang,
           pathGlob: opts.path,
           limit: opts.limit,
+          kinds: opts.kind,
+          perFile: opts.perFile,
         });
         if (opts.json) return printJson({ hits, tookMs, warnings });
         for (const w of warnings) console.error(`warning: ${w.message}`);
         if (hits.length === 0) return console.log('no results');
         for (const h of hits) {
-          console.log(`${h.repository}:${h.path}:${h.startLine}-${h.endLine}${h.symbol ? `  ${h.symbol}` : ''}  (${h.score.toFixed(4)}, ${h.matchedBy.join('+')}, @${h.commit.slice(0, 12)})`);
+          const kind = h.fileKind === 'code' ? '' : `, ${h.fileKind}`;
+          console.log(`${h.repository}:${h.path}:${h.startLine}-${h.endLine}${h.symbol ? `  ${h.symbol}` : ''}  (${h.score.toFixed(4)}, ${h.matchedBy.join('+')}${kind}, @${h.commit.slice(0, 12)})`);
           console.log(h.snippet.split('\n').slice(0, 6).map((l) => `    ${l}`).join('\n'));
         }
         console.error(`${hits.length} result(s) in ${tookMs} ms`);

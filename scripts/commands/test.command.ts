@@ -33,7 +33,9 @@ export function registerTestCommand(program: Command): void {
         const child = spawn(
           process.execPath,
           [vitest, 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${resultsFile}`, ...filters],
-          { cwd: PROJECT_ROOT, stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' } },
+          // The local model tier is off unless a test turns it on (tests/integration/semantic-*.test.ts): each process
+          // that loads the model takes ~0.5 GB and seconds per file, and tests of other parts must not wait for it.
+          { cwd: PROJECT_ROOT, stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test', SEMANTIC_MODEL: process.env.SEMANTIC_MODEL ?? 'none' } },
         );
         child.on('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
       });

@@ -70,6 +70,26 @@ export const JOBS = {
       removeOnFail: { age: 7 * 24 * 3600 },
     },
   }),
+  /**
+   * Fills in a branch's model vectors after a run published it (the local model is ~1,000× slower than the
+   * run's fast vectors): resumable (what is done is recorded per chunk), one branch at a time, the branch
+   * published last first (LIFO), and a branch with much to do yields after a slice so others get a turn.
+   */
+  'semantic-embed': defineJob({
+    queue: 'semantic',
+    schema: z.object({
+      repositoryId: z.number().int().positive(),
+      branch: branchName,
+    }),
+    options: {
+      attempts: 5,
+      backoff: { type: 'exponential', delay: 10_000 },
+      lifo: true,
+      removeOnComplete: { age: 24 * 3600, count: 1000 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    },
+    dedupKey: (d) => `semantic:${d.repositoryId}:${d.branch}`,
+  }),
 } satisfies Record<string, JobSpec>;
 
 export type JobName = keyof typeof JOBS;

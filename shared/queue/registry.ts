@@ -3,9 +3,11 @@ import type { z } from 'zod';
 
 /**
  * The queues worker pools listen on. A job's queue decides which pool runs it,
- * so slow embedding batches never hold up graph writes or maintenance.
+ * so slow embedding batches never hold up graph writes or maintenance, and the
+ * local model's background work (`semantic`, one at a time) never holds up an
+ * index run.
  */
-export const QUEUE_NAMES = ['index', 'embed', 'graph', 'maintenance'] as const;
+export const QUEUE_NAMES = ['index', 'embed', 'graph', 'semantic', 'maintenance'] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
 
 export interface JobSpec<S extends z.ZodType = z.ZodType> {

@@ -6,6 +6,10 @@ import { LANGUAGES } from '../indexing/language.ts';
 import { isChromaUnavailable } from '../stores/chroma.connection.ts';
 import type { Logger } from '../logger.ts';
 import type { Platform } from '../platform.ts';
+import type { LiveChunk } from '../stores/chunk.repository.ts';
+import { coverageKey, type SemanticCoverage } from '../stores/model-vector.repository.ts';
+import { FILE_KINDS, fileKind, kindsAskedFor, type FileKind } from './file-kind.ts';
+import { DEFAULT_RANKING, fuse, queryIdentifiers, rescore, type RankExplanation, type RankingWeights, type Retriever } from './ranking.ts';
 
 export interface SearchQuery {
   query: string;
@@ -17,6 +21,10 @@ export interface SearchQuery {
   /** Glob over repository-relative paths, e.g. `src/**\/*.ts`. */
   pathGlob?: string;
   limit?: number;
+  /** Only files of these kinds (code, test, docs, types, example, bench, config); every kind when omitted, implementation first. */
+  kinds?: FileKind[];
+  /** Hits of one file at most (default 1: one file does not fill the list unless asked). */
+  perFile?: number;
 }
 
 export interface SearchHit {
@@ -28,20 +36,31 @@ export interface SearchHit {
   endLine: number;
   symbol: string | null;
   kind: string;
+  /** What the file is for, from its path: implementation code, or tests, docs, examples, benchmarks, type declarations, config. */
+  fileKind: FileKind;
   language: string | null;
   snippet: string;
   score: number;
-  /** Which retrievers found it: vector, text or both. */
-  matchedBy: Array<'vector' | 'text'>;
+  /** Which retrievers found it: model (the local model's vectors), vector (fast vectors, or the API model's), text. */
+  matchedBy: Retriever[];
+  /** Why it ranks here: each retriever's rank, the model similarity, and what boosted or demoted it. */
+  explain: RankExplanation;
 }
 
 /**
  * Something that made a search answer less than it could, while still
- * answering. `vector_search_unavailable`: the query could not be embedded,
- * so the hits come from full text alone.
+ * answering. `vector_search_unavailable`: the query could not be embedded
+ * or the vector store did not answer, so the hits come from the rest;
+ * `model_search_unavailable`: the local model could not embed the query;
+ * `semantic_coverage_incomplete`: the background model tier has not yet
+ * embedded every chunk of a repository, so those rank by text and fast
+ * vectors alone.
  */
+export const SEARCH_WARNING_CODES = ['vector_search_unavailable', 'model_search_unavailable', 'semantic_coverage_incomplete'] as const;
+export type SearchWarningCode = (typeof SEARCH_WARNING_CODES)[number];
+
 export interface SearchWarning {
-  code: 'vector_search_unavailable';
+  code: SearchWarningCode;
   /** For people and agents: what is missing and why, without internals (URLs, server messages). */
   message: string;
 }
@@ -86,13 +105,24 @@ function vectorSearchUnavailable(err: EmbeddingError): SearchWarning {
   };
 }
 
+function modelSearchUnavailable(err: EmbeddingError): SearchWarning {
+  const why = err.kind === 'config' ? 'its files are missing or damaged (run `npx pk-mcp stack prepare`)' : err.kind === 'timeout' ? 'it did not answer in time' : 'it failed';
+  return { code: 'model_search_unavailable', message: `the local embedding model could not embed the query: ${why}; results come from full text and fast vectors` };
+}
+
+function coverageIncomplete(repository: string, c: SemanticCoverage): SearchWarning {
+  const pct = c.total === 0 ? 100 : Math.floor((100 * (c.embedded + c.failed)) / c.total);
+  return {
+    code: 'semantic_coverage_incomplete',
+    message: `${repository}: the local model has embedded ${c.embedded} of ${c.total} chunks (${pct}%) so far; the rest rank by full text and fast vectors until it catches up`,
+  };
+}
+
 const VECTOR_STORE_UNAVAILABLE: SearchWarning = Object.freeze({
   code: 'vector_search_unavailable',
   message: 'vector search unavailable: the vector store (ChromaDB) could not be reached or did not answer in time; results come from full-text search alone',
 });
 
-/** Reciprocal rank fusion constant (Cormack et al.): damps the weight of the very top ranks. */
-const RRF_K = 60;
 const MAX_LIMIT = 100;
 const SNIPPET_LINES = 12;
 const SNIPPET_CHARS = 700;
@@ -170,15 +200,67 @@ export function snippet(content: string, words: string[]): string {
   return lines.length > SNIPPET_CHARS ? `${lines.slice(0, SNIPPET_CHARS)}…` : lines;
 }
 
+/** Query vectors of the local model, by query text: an agent repeats and refines its questions. */
+const QUERY_VECTOR_CACHE = 500;
+
+/** Results of one file: an answer is a place in the code, and five hits of one file hide four others. */
+const DEFAULT_PER_FILE = 1;
+
+export interface SearchOptions {
+  logger?: Pick<Logger, 'warn'>;
+  /** Ranking weights (benchmarks and experiments); the defaults otherwise. */
+  ranking?: Partial<RankingWeights>;
+  /** Retrievers to use (benchmarks compare them alone and together); all that are configured otherwise. */
+  retrievers?: readonly Retriever[];
+  /** Re-score the fused candidates (model similarity, kind, symbols, graph); on by default. */
+  rescore?: boolean;
+}
+
 /**
- * Hybrid search: nearest vectors from ChromaDB and full-text matches from
- * Postgres, fused by reciprocal rank. Postgres is the arbiter of what is
- * live: a vector whose chunk is not in the published index is dropped, so
- * results always come from each branch's indexed commit. When the query
- * cannot be embedded in time (`QUERY_EMBEDDING`), the search answers from
- * full text and says so in `warnings`; the full reason goes to the log.
+ * Hybrid search: the local model's nearest vectors (where the background
+ * tier has filled them in), fast hashed vectors and full-text matches, fused
+ * by weighted reciprocal rank, then re-scored (ranking.ts) and grouped by
+ * file. Postgres is the arbiter of what is live: a vector whose chunk is not
+ * in the published index is dropped, so results always come from each
+ * branch's indexed commit. When the query cannot be embedded in time
+ * (`QUERY_EMBEDDING`) or a vector store does not answer, the search answers
+ * from what is left and says so in `warnings`; the full reason goes to the log.
  */
-export function createSearchService(platform: Platform, options: { logger?: Pick<Logger, 'warn'> } = {}) {
+export function createSearchService(platform: Platform, options: SearchOptions = {}) {
+  const weights: RankingWeights = { ...DEFAULT_RANKING, ...options.ranking };
+  const retrievers = new Set<Retriever>(options.retrievers ?? ['model', 'vector', 'text']);
+  const semantic = retrievers.has('model') ? platform.semantic : null;
+  const queryVectors = new Map<string, Promise<number[]>>();
+  const importersByCommit = new Map<string, Promise<Map<string, number>>>();
+
+  /** The model's vector of a query, cached by text (a failed one is not kept). */
+  function modelQueryVector(text: string): Promise<number[]> {
+    let v = queryVectors.get(text);
+    if (v) {
+      queryVectors.delete(text);
+      queryVectors.set(text, v); // most recently used last
+      return v;
+    }
+    v = semantic!.embeddings.embed([text], { ...QUERY_EMBEDDING, purpose: 'query' }).then(([x]) => x!);
+    v.catch(() => queryVectors.delete(text));
+    queryVectors.set(text, v);
+    if (queryVectors.size > QUERY_VECTOR_CACHE) queryVectors.delete(queryVectors.keys().next().value!);
+    return v;
+  }
+
+  /** Files importing each file of a branch at its commit, read once per commit from the graph. */
+  function importers(target: { repositoryId: number; branch: string; commit: string }): Promise<Map<string, number>> {
+    const key = `${target.repositoryId}\0${target.branch}\0${target.commit}`;
+    let m = importersByCommit.get(key);
+    if (!m) {
+      m = platform.graph.importerCounts({ repoId: target.repositoryId, branch: target.branch });
+      m.catch(() => importersByCommit.delete(key));
+      importersByCommit.set(key, m);
+      if (importersByCommit.size > 64) importersByCommit.delete(importersByCommit.keys().next().value!);
+    }
+    return m;
+  }
+
   return {
     async search(q: SearchQuery): Promise<SearchResult> {
       const started = performance.now();
@@ -186,6 +268,7 @@ export function createSearchService(platform: Platform, options: { logger?: Pick
       if (!text) throw badRequest('query must not be empty', 'invalid_query');
       if (text.length > 2000) throw badRequest('query must be at most 2000 characters', 'invalid_query');
       const limit = Math.min(Math.max(q.limit ?? 10, 1), MAX_LIMIT);
+      const perFile = Math.min(Math.max(q.perFile ?? DEFAULT_PER_FILE, 1), MAX_LIMIT);
       // The CLI calls this directly, without the API's or the MCP server's check: Postgres cannot take a NUL,
       // and a language holding one failed the search as an internal error.
       const nul = findNulCharacter({ query: q.query, repositories: q.repositories, language: q.language, pathGlob: q.pathGlob });
@@ -193,6 +276,9 @@ export function createSearchService(platform: Platform, options: { logger?: Pick
       if (q.language !== undefined && !(LANGUAGES as readonly string[]).includes(q.language)) {
         throw badRequest(`unknown language "${q.language}": use one of ${LANGUAGES.join(', ')}`, 'invalid_language');
       }
+      const kinds = q.kinds?.length ? new Set(q.kinds) : undefined;
+      const unknownKind = q.kinds?.find((k) => !(FILE_KINDS as readonly string[]).includes(k));
+      if (unknownKind !== undefined) throw badRequest(`unknown kind "${unknownKind}": use one of ${FILE_KINDS.join(', ')}`, 'invalid_kind');
       let isMatch: ((p: string) => boolean) | undefined;
       if (q.pathGlob) {
         const matches = compilePathGlob(q.pathGlob);
@@ -220,77 +306,178 @@ export function createSearchService(platform: Platform, options: { logger?: Pick
       if (targets.length === 0) return { hits: [], tookMs: Math.round(performance.now() - started), warnings };
       const repositoryBranches = targets.map((t) => ({ repositoryId: t.repositoryId, branch: t.branch }));
 
-      // Language and path filters apply to the vector side after retrieval (Chroma's filtered search is a
-      // scan), so it fetches deeper when one is set; full text filters language in SQL.
-      const depth = Math.min(limit * (isMatch || q.language ? 10 : 4), 500);
+      // Filters apply after retrieval (Chroma's filtered search is a scan), so retrieval goes deeper when one
+      // is set; grouping by file needs more candidates than hits too.
+      const filtered = Boolean(isMatch || q.language || kinds);
+      const depth = Math.min(Math.max(limit * perFile * (filtered ? 10 : 4), weights.candidates), 500);
       const fullText = fullTextQuery(text);
       const snippetWords = [...new Set(searchWords(text).map((w) => w.toLowerCase()))];
-      const [vectorHits, textIds] = await Promise.all([
-        platform.embeddings.embed([text], QUERY_EMBEDDING).then(
-          ([v]) =>
-            platform.vectors.query(v!, depth, { repositoryBranches }).catch((err: unknown) => {
-              // Chroma down or stuck: full text still answers. Anything else (a bug) fails the search.
-              if (!isChromaUnavailable(err)) throw err;
-              options.logger?.warn({ err: err instanceof Error ? err.message : String(err) }, 'vector store unavailable; answering from full text alone');
-              warnings.push(VECTOR_STORE_UNAVAILABLE);
-              return [];
-            }),
-          (err: unknown) => {
-            // Anything but an embedding failure (a bug, the caller's abort) still fails the search.
-            if (!(err instanceof EmbeddingError)) throw err;
-            options.logger?.warn({ kind: err.kind, err: err.message }, 'search query could not be embedded; answering from full text alone');
-            warnings.push(vectorSearchUnavailable(err));
-            return [];
-          },
-        ),
-        platform.chunks.fullText(fullText, { repositoryBranches, ...(q.language ? { language: q.language } : {}) }, depth, { enough: limit }),
-      ]);
 
-      const scores = new Map<string, { score: number; by: Set<'vector' | 'text'> }>();
-      const add = (id: string, rank: number, by: 'vector' | 'text') => {
-        const entry = scores.get(id) ?? { score: 0, by: new Set() };
-        entry.score += 1 / (RRF_K + rank + 1);
-        entry.by.add(by);
-        scores.set(id, entry);
+      const vectorUnavailable = (err: unknown): [] => {
+        // Chroma down or stuck: the other retrievers still answer. Anything else (a bug) fails the search.
+        if (!isChromaUnavailable(err)) throw err;
+        options.logger?.warn({ err: err instanceof Error ? err.message : String(err) }, 'vector store unavailable; answering without it');
+        if (!warnings.some((w) => w.code === 'vector_search_unavailable')) warnings.push(VECTOR_STORE_UNAVAILABLE);
+        return [];
       };
-      vectorHits.forEach((h, i) => add(h.id, i, 'vector'));
-      textIds.forEach((id, i) => add(id, i, 'text'));
-      const ranked = [...scores.entries()].sort((a, b) => b[1].score - a[1].score || a[0].localeCompare(b[0]));
+      const embeddingFailed = (err: unknown, which: 'fast' | 'model'): [] => {
+        // Anything but an embedding failure (a bug, the caller's abort) still fails the search.
+        if (!(err instanceof EmbeddingError)) throw err;
+        options.logger?.warn({ kind: err.kind, err: err.message }, `search query could not be embedded (${which}); answering without it`);
+        warnings.push(which === 'fast' ? vectorSearchUnavailable(err) : modelSearchUnavailable(err));
+        return [];
+      };
 
-      // Content only for what is shown: fetched in pages, best first, until enough pass the filters.
+      let modelVector: number[] | undefined;
+      const [vectorHits, textIds, modelHits, coverage] = await Promise.all([
+        retrievers.has('vector')
+          ? platform.embeddings.embed([text], QUERY_EMBEDDING).then(
+              ([v]) => platform.vectors.query(v!, depth, { repositoryBranches }).catch(vectorUnavailable),
+              (err: unknown) => embeddingFailed(err, 'fast'),
+            )
+          : [],
+        retrievers.has('text')
+          ? platform.chunks.fullText(fullText, { repositoryBranches, ...(q.language ? { language: q.language } : {}) }, depth, { enough: limit })
+          : [],
+        semantic
+          ? modelQueryVector(text).then(
+              (v) => {
+                modelVector = v;
+                return semantic.vectors.query(v, depth, { repositoryBranches }).catch(vectorUnavailable);
+              },
+              (err: unknown) => embeddingFailed(err, 'model'),
+            )
+          : [],
+        semantic ? semantic.modelVectors.coverage(semantic.embeddings.id, repositoryBranches) : undefined,
+      ]);
+      if (coverage) {
+        for (const t of targets) {
+          const c = coverage.get(coverageKey(t));
+          if (c && c.embedded + c.failed < c.total) warnings.push(coverageIncomplete(t.name, c));
+        }
+      }
+
+      const fusedMap = fuse(
+        { model: modelHits.map((h) => h.id), vector: vectorHits.map((h) => h.id), text: textIds },
+        weights,
+      );
+      const similarityOf = new Map(modelHits.map((h) => [h.id, 1 - h.distance]));
+      const ranked = [...fusedMap.entries()].sort((a, b) => b[1].fused - a[1].fused || a[0].localeCompare(b[0]));
+
+      // Content only for candidates: fetched in pages, best first, until enough pass the filters.
       const byTarget = new Map(targets.map((t) => [`${t.repositoryId}\0${t.branch}`, t]));
-      const hits: SearchHit[] = [];
-      const page = isMatch || q.language ? limit * 4 : limit + Math.ceil(limit / 2);
-      for (let offset = 0; offset < ranked.length && hits.length < limit; offset += page) {
+      const pool: Array<{ chunk: LiveChunk; target: (typeof targets)[number] }> = [];
+      const poolSize = options.rescore === false ? limit * perFile : Math.max(weights.candidates, limit * perFile);
+      const page = filtered ? poolSize * 2 : poolSize + Math.ceil(poolSize / 2);
+      for (let offset = 0; offset < ranked.length && pool.length < poolSize; offset += page) {
         const slice = ranked.slice(offset, offset + page);
         const live = new Map((await platform.chunks.liveChunks(slice.map(([id]) => id))).map((c) => [c.id, c]));
-        for (const [id, { score, by }] of slice) {
+        for (const [id] of slice) {
           const chunk = live.get(id);
           if (!chunk) continue; // a vector from a run not yet published, or one being removed
           const target = byTarget.get(`${chunk.repositoryId}\0${chunk.branch}`);
           if (!target) continue;
           if (isMatch && !isMatch(chunk.path)) continue;
           if (q.language && chunk.language !== q.language) continue;
-          hits.push({
-            repository: target.name,
-            branch: chunk.branch,
-            commit: target.commit,
-            path: chunk.path,
-            startLine: chunk.startLine,
-            endLine: chunk.endLine,
-            symbol: chunk.symbol,
-            kind: chunk.kind,
-            language: chunk.language,
-            snippet: snippet(chunk.content, snippetWords),
-            score: Math.round(score * 1e6) / 1e6,
-            matchedBy: [...by].sort(),
-          });
-          if (hits.length >= limit) break;
+          if (kinds && !kinds.has(fileKind(chunk.path))) continue;
+          pool.push({ chunk, target });
+          if (pool.length >= poolSize) break;
         }
+      }
+
+      let scored: Array<{ id: string; score: number; explain: RankExplanation }>;
+      if (options.rescore === false) {
+        scored = pool.map(({ chunk }) => {
+          const f = fusedMap.get(chunk.id)!;
+          return { id: chunk.id, score: f.fused, explain: { ranks: f.ranks, fused: f.fused, boosts: [] } };
+        });
+      } else {
+        // Candidates the model did not retrieve may still have a model vector: their similarity comes from the cache.
+        if (modelVector && semantic) {
+          const without = pool.filter(({ chunk }) => !similarityOf.has(chunk.id)).map(({ chunk }) => chunk.id);
+          const hashes = await semantic.modelVectors.textHashes(semantic.embeddings.id, without);
+          const vectors = await platform.chunks.cachedEmbeddings(semantic.embeddings.id, [...new Set(hashes.values())]);
+          for (const [id, hash] of hashes) {
+            const v = vectors.get(hash);
+            if (v) similarityOf.set(id, dot(modelVector, v));
+          }
+        }
+        const importerMaps = weights.centrality > 0 ? await importerLookup(pool.map((p) => p.target), importers, options.logger) : undefined;
+        const wantedKinds = new Set<FileKind>([...kindsAskedFor(text), ...(kinds ?? [])]);
+        const candidates = pool.map(({ chunk }) => {
+          const f = fusedMap.get(chunk.id)!;
+          const sim = similarityOf.get(chunk.id);
+          return { id: chunk.id, path: chunk.path, symbol: chunk.symbol, ranks: f.ranks, fused: f.fused, ...(sim === undefined ? {} : { similarity: sim }) };
+        });
+        const scopeOf = new Map(pool.map((p) => [p.chunk.id, `${p.chunk.repositoryId}\0${p.chunk.branch}`]));
+        scored = rescore(candidates, {
+          weights,
+          wantedKinds,
+          identifiers: queryIdentifiers(text),
+          ...(importerMaps ? { importers: (c: { id: string; path: string }) => importerMaps.get(`${scopeOf.get(c.id)}\0${c.path}`) } : {}),
+        });
+      }
+      scored.sort((a, b) => b.score - a.score || a.id.localeCompare(b.id));
+
+      const chunkOf = new Map(pool.map((p) => [p.chunk.id, p]));
+      const perPath = new Map<string, number>();
+      const hits: SearchHit[] = [];
+      for (const s of scored) {
+        const { chunk, target } = chunkOf.get(s.id)!;
+        const fileKey = `${chunk.repositoryId}\0${chunk.branch}\0${chunk.path}`;
+        const seen = perPath.get(fileKey) ?? 0;
+        if (seen >= perFile) continue;
+        perPath.set(fileKey, seen + 1);
+        hits.push({
+          repository: target.name,
+          branch: chunk.branch,
+          commit: target.commit,
+          path: chunk.path,
+          startLine: chunk.startLine,
+          endLine: chunk.endLine,
+          symbol: chunk.symbol,
+          kind: chunk.kind,
+          fileKind: fileKind(chunk.path),
+          language: chunk.language,
+          snippet: snippet(chunk.content, snippetWords),
+          score: Math.round(s.score * 1e6) / 1e6,
+          matchedBy: (Object.keys(s.explain.ranks) as Retriever[]).sort(),
+          explain: s.explain,
+        });
+        if (hits.length >= limit) break;
       }
       return { hits, tookMs: Math.round(performance.now() - started), warnings };
     },
   };
+}
+
+function dot(a: number[], b: number[]): number {
+  let s = 0;
+  for (let i = 0; i < a.length && i < b.length; i++) s += a[i]! * b[i]!;
+  return s;
+}
+
+/**
+ * How many files import each candidate's file, across the searched branches. The graph is an extra signal,
+ * never a requirement: when Neo4j does not answer, the search ranks without it.
+ */
+async function importerLookup(
+  targets: Array<{ repositoryId: number; branch: string; commit: string }>,
+  importers: (t: { repositoryId: number; branch: string; commit: string }) => Promise<Map<string, number>>,
+  logger?: Pick<Logger, 'warn'>,
+): Promise<Map<string, number> | undefined> {
+  const unique = [...new Map(targets.map((t) => [`${t.repositoryId}\0${t.branch}`, t])).values()];
+  try {
+    const maps = await Promise.all(unique.map(importers));
+    const merged = new Map<string, number>();
+    unique.forEach((t, i) => {
+      for (const [p, n] of maps[i]!) merged.set(`${t.repositoryId}\0${t.branch}\0${p}`, n);
+    });
+    return merged;
+  } catch (err) {
+    logger?.warn({ err: err instanceof Error ? err.message : String(err) }, 'code graph unavailable; ranking without it');
+    return undefined;
+  }
 }
 
 export type SearchService = ReturnType<typeof createSearchService>;

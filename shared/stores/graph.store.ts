@@ -223,6 +223,17 @@ export function createGraphStore(neo4j: Neo4jConnection, namespace: string) {
       );
     },
 
+    /** How many files of the branch import each of its files (files nothing imports are absent): how central a file is. */
+    async importerCounts(scope: Scope): Promise<Map<string, number>> {
+      const rows = await read<{ path: string; importers: number | { toNumber(): number } }>(
+        `MATCH (d:File {repoId: $repoId, branch: $branch})-[:IMPORTS]->(f:File)
+         WHERE NOT coalesce(f.placeholder, false) AND NOT coalesce(d.placeholder, false)
+         RETURN f.path AS path, count(DISTINCT d) AS importers`,
+        scopeParams(scope),
+      );
+      return new Map(rows.map((r) => [r.path, typeof r.importers === 'number' ? r.importers : r.importers.toNumber()]));
+    },
+
     /** Files that import any of `paths`, directly or through one re-exporting file (whose calls may point into them). */
     async dependentsOf(scope: Scope, paths: string[]): Promise<string[]> {
       if (paths.length === 0) return [];

@@ -153,9 +153,9 @@ export function createVectorStore(chroma: ChromaConnection, modelId: string) {
       }
     },
 
-    /** Drops a branch's collections of other embedding models (left by a model change); returns their models. */
-    async deleteOtherModels(ref: RepositoryBranchRef): Promise<string[]> {
-      const others = (await collectionsOf(ref.repositoryId, ref.branch)).filter((c) => c.model !== modelId);
+    /** Drops a branch's collections of other embedding models (left by a model change), but those of `keep`; returns their models. */
+    async deleteOtherModels(ref: RepositoryBranchRef, keep: string[] = []): Promise<string[]> {
+      const others = (await collectionsOf(ref.repositoryId, ref.branch)).filter((c) => c.model !== modelId && !keep.includes(c.model));
       for (const { name } of others) await chroma.client.deleteCollection({ name });
       return others.map((c) => c.model);
     },

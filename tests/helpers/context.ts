@@ -24,8 +24,6 @@ export function testConfig(id = uniqueId(), overrides: Partial<Config> = {}): Co
     queuePrefix: `test-${id}`,
     databaseSchema: `test_${id}`,
     chromaCollectionPrefix: `test-${id}`,
-    // The model tier costs each worker ~0.5 GB and seconds per file: on only where a test turns it on.
-    semantic: null,
     ...overrides,
   };
 }

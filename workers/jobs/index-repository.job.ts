@@ -170,10 +170,13 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
       ]);
       // After the commit: a vector left behind by a failure here is not live in Postgres, so no search returns it.
       await deps.vectors.delete({ repositoryId: data.repositoryId, branch: data.branch }, removedIds).catch((err) => logger.warn({ err: errorMessage(err) }, 'could not remove replaced vectors'));
+      await deps.semantic?.vectors
+        .delete({ repositoryId: data.repositoryId, branch: data.branch }, removedIds)
+        .catch((err) => logger.warn({ err: errorMessage(err) }, 'could not remove replaced model vectors'));
       if (data.restageAll) {
         // The branch is whole in this embedding space now; its vectors of an earlier model are dead weight.
         await deps.vectors
-          .deleteOtherModels({ repositoryId: data.repositoryId, branch: data.branch })
+          .deleteOtherModels({ repositoryId: data.repositoryId, branch: data.branch }, deps.semantic ? [deps.semantic.embeddings.id] : [])
           .then((models) => models.length > 0 && logger.info({ jobId: job.id, repositoryId: data.repositoryId, branch: data.branch, models }, 'removed the vectors of earlier embedding models'))
           .catch((err) => logger.warn({ err: errorMessage(err) }, 'could not remove the vectors of earlier embedding models'));
       }
