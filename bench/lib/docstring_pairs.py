@@ -53,7 +53,8 @@ def function_code(lines, node, doc_stmt):
     # cut out by whole lines; such one-liners are rare, so they are skipped.
     if doc_start <= start or doc_stmt.col_offset != len(lines[doc_start - 1]) - len(lines[doc_start - 1].lstrip()):
         return None
-    if lines[doc_end - 1][doc_stmt.end_col_offset :].strip() not in ("", ";"):
+    # Column offsets count UTF-8 bytes, not characters.
+    if lines[doc_end - 1].encode("utf-8")[doc_stmt.end_col_offset :].strip() not in (b"", b";"):
         return None
     after = doc_end
     while after < end and not lines[after].strip():
@@ -70,7 +71,9 @@ def pairs_in_file(path, root):
     except (SyntaxError, ValueError):
         return
     text = source.decode("utf-8", errors="replace")
-    lines = text.splitlines()
+    # Not str.splitlines(): it also breaks at form feeds and other characters
+    # that the parser does not count as line ends, shifting line numbers.
+    lines = re.split(r"\r\n|\r|\n", text)
     rel = os.path.relpath(path, root).replace(os.sep, "/")
     for node in ast.walk(tree):
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
