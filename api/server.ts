@@ -5,6 +5,7 @@ import { createLogger } from '../shared/logger.ts';
 import { createPlatform } from '../shared/platform.ts';
 import { createShutdown, onSignals } from '../shared/shutdown.ts';
 import { buildApp } from './app.ts';
+import { loadSemanticModel } from '../shared/semantic/load.ts';
 
 /** Composition root of the API process. */
 async function main(): Promise<void> {
@@ -22,6 +23,7 @@ async function main(): Promise<void> {
     else logger.info(bootstrap.message);
   }
   if (!(await tokens.hasActiveAdmin())) logger.warn(FIRST_ADMIN_HINT);
+  await loadSemanticModel(platform, logger);
 
   const app = await buildApp({ logger, platform });
   const shutdown = createShutdown(

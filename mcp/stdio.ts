@@ -10,6 +10,7 @@ import { createSearchService } from '../shared/search/hybrid-search.ts';
 import { createShutdown, onSignals } from '../shared/shutdown.ts';
 import { createMcpServer, type McpDeps } from './server.ts';
 import { warmUp, warmUpEmbeddings } from './warm-up.ts';
+import { loadSemanticModel } from '../shared/semantic/load.ts';
 
 /**
  * Composition root of the MCP server over stdio, as IDE agents spawn it.
@@ -25,6 +26,7 @@ async function main(): Promise<void> {
   // The process that starts first on a fresh database brings it up to date (under a lock, so racing the API is safe).
   await migrateDatabase({ databaseUrl: config.databaseUrl, schema: config.databaseSchema }, logger);
   const platform = createPlatform(config, logger);
+  await loadSemanticModel(platform, logger);
 
   // Whoever can spawn this process can read its config: it acts for the local user, who may read and index.
   const stdioInstances = config.mcpStdioInstances;

@@ -6,6 +6,7 @@ import { createLogger } from '../shared/logger.ts';
 import { createPlatform } from '../shared/platform.ts';
 import { createShutdown, onSignals } from '../shared/shutdown.ts';
 import { startWorkers } from './workers.ts';
+import { loadSemanticModel } from '../shared/semantic/load.ts';
 
 /** Composition root of the worker process: one BullMQ worker pool per queue. */
 async function main(): Promise<void> {
@@ -15,6 +16,7 @@ async function main(): Promise<void> {
   await migrateDatabase({ databaseUrl: config.databaseUrl, schema: config.databaseSchema }, logger);
   const platform = createPlatform(config, logger);
   await platform.graph.ensureSchema();
+  await loadSemanticModel(platform, logger);
   const chunker = await createChunker({ maxChunkChars: config.index.maxChunkChars });
   const workers = startWorkers({ ...platform, logger, chunker, graphExtractor: createGraphExtractor() });
 

@@ -5,6 +5,7 @@ import type { RepositoryService } from '../../shared/indexing/repository.service
 import type { Platform } from '../../shared/platform.ts';
 import type { Repository, RepositoryBranch } from '../../shared/stores/repository.repository.ts';
 import { assertInstance } from '../plugins/auth.plugin.ts';
+import { semanticCoverage, type BranchSemanticCoverage } from '../../shared/semantic/coverage.ts';
 import { branchName, commaList, errorResponses, indexGlob, repoName } from '../schemas/common.ts';
 
 const branchSchema = z.object({
@@ -16,6 +17,10 @@ const branchSchema = z.object({
   chunkCount: z.number(),
   lastError: z.string().nullable(),
   lastJobId: z.string().nullable(),
+  semantic: z
+    .object({ model: z.string(), embedded: z.number(), failed: z.number(), total: z.number(), complete: z.boolean() })
+    .nullable()
+    .describe("the local model's coverage: chunks with a model vector (filled in after each run, in the background) of all; null when the model tier is off"),
 });
 const repositorySchema = z.object({
   name: z.string(),
@@ -28,7 +33,12 @@ const repositorySchema = z.object({
   branches: z.array(branchSchema),
 });
 
-function present(service: RepositoryService, repo: Repository, branches: RepositoryBranch[]): z.infer<typeof repositorySchema> {
+function present(
+  service: RepositoryService,
+  repo: Repository,
+  branches: RepositoryBranch[],
+  coverage: (b: RepositoryBranch) => BranchSemanticCoverage | null,
+): z.infer<typeof repositorySchema> {
   return {
     name: repo.name,
     instance: repo.instance,
@@ -46,6 +56,7 @@ function present(service: RepositoryService, repo: Repository, branches: Reposit
       chunkCount: b.chunkCount,
       lastError: b.lastError,
       lastJobId: b.lastJobId,
+      semantic: coverage(b),
     })),
   };
 }
@@ -90,7 +101,7 @@ export const repositoryRoutes: FastifyPluginAsyncZod<{ platform: Platform; repos
       // Registered and enqueued together: a registration whose run could not be enqueued is taken back.
       const { repository: created, jobId } = await repos.addAndIndex({ ...request.body, instance });
       const branches = (await platform.repositories.list({ instances: [created.instance] })).find((r) => r.id === created.id)?.branches ?? [];
-      return reply.status(201).send({ repository: present(repos, created, branches), jobId });
+      return reply.status(201).send({ repository: present(repos, created, branches, await semanticCoverage(platform, branches)), jobId });
     },
   );
 
@@ -109,7 +120,8 @@ export const repositoryRoutes: FastifyPluginAsyncZod<{ platform: Platform; repos
       const allowed = request.principal!.instances;
       const instances = request.query.instance ? request.query.instance.filter((i) => allowed.includes(i)) : allowed;
       const list = await platform.repositories.list({ instances });
-      return { repositories: list.map((r) => present(repos, r, r.branches)) };
+      const coverage = await semanticCoverage(platform, list.flatMap((r) => r.branches));
+      return { repositories: list.map((r) => present(repos, r, r.branches, coverage)) };
     },
   );
 
@@ -127,7 +139,7 @@ export const repositoryRoutes: FastifyPluginAsyncZod<{ platform: Platform; repos
     async (request) => {
       const repo = await visible(request, request.params.name);
       const full = (await platform.repositories.list({ instances: [repo.instance] })).find((r) => r.id === repo.id)!;
-      return present(repos, full, full.branches);
+      return present(repos, full, full.branches, await semanticCoverage(platform, full.branches));
     },
   );
 

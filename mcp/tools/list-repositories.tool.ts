@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { badRequest } from '../../shared/errors.ts';
 import { defineTool, plural, shortSha } from './tool.ts';
+import { describeCoverage, semanticCoverage } from '../../shared/semantic/coverage.ts';
 
 const branch = z.object({
   branch: z.string(),
@@ -11,13 +12,17 @@ const branch = z.object({
   chunks: z.number(),
   lastError: z.string().nullable().describe('why the last run failed, if it did'),
   lastJobId: z.string().nullable().describe('follow it with get_job_status'),
+  semantic: z
+    .object({ model: z.string(), embedded: z.number(), failed: z.number(), total: z.number(), complete: z.boolean() })
+    .nullable()
+    .describe("the local model's coverage: chunks with a model vector (filled in after each run, in the background) of all; until complete, search ranks the rest by full text and fast vectors; null when the model tier is off"),
 });
 
 export const listRepositoriesTool = defineTool({
   name: 'list_repositories',
   title: 'List repositories',
   description:
-    'List the repositories you can search: name, instance, branch, indexed commit, status and file/chunk counts. ' +
+    'List the repositories you can search: name, instance, branch, indexed commit, status, file/chunk counts and how much of each the local model has embedded. ' +
     'Call this first to learn the repository names the other tools take.',
   inputSchema: z
     .object({
@@ -41,6 +46,7 @@ export const listRepositoriesTool = defineTool({
       throw badRequest(`you have no access to instance "${input.instance}": yours are ${ctx.instances.join(', ')}`, 'invalid_instance');
     }
     const list = await ctx.platform.repositories.list({ instances: input.instance ? [input.instance] : ctx.instances });
+    const coverage = await semanticCoverage(ctx.platform, list.flatMap((r) => r.branches));
     const repositories = list.map((r) => ({
       name: r.name,
       instance: r.instance,
@@ -54,6 +60,7 @@ export const listRepositoriesTool = defineTool({
         chunks: b.chunkCount,
         lastError: b.lastError,
         lastJobId: b.lastJobId,
+        semantic: coverage(b),
       })),
     }));
     if (repositories.length === 0) {
@@ -71,6 +78,7 @@ export const listRepositoriesTool = defineTool({
         const def = b.branch === r.defaultBranch ? '' : ' [other branch]';
         lines.push(
           `- ${r.name} (${r.instance}) ${b.branch}${at}${def}: ${b.status}, ${plural(b.files, 'file')}, ${plural(b.chunks, 'chunk')}` +
+            (b.semantic && b.indexedCommit ? `, ${describeCoverage(b.semantic)}` : '') +
             (b.lastError ? ` — last error: ${b.lastError}` : ''),
         );
       }

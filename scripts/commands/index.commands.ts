@@ -8,6 +8,7 @@ import { QUEUE_NAMES } from '../../shared/queue/registry.ts';
 import { createSearchService } from '../../shared/search/hybrid-search.ts';
 import { FILE_KINDS, type FileKind } from '../../shared/search/file-kind.ts';
 import { AppError } from '../../shared/errors.ts';
+import { describeCoverage, semanticCoverage } from '../../shared/semantic/coverage.ts';
 
 /** `--kind code,test`: each a known file kind. */
 function kindList(value: string, previous: FileKind[] = []): FileKind[] {
@@ -117,17 +118,19 @@ export function registerIndexCommands(program: Command): void {
 
   repo
     .command('list')
-    .description('list repositories with their branches, indexed commits and counts')
+    .description("list repositories with their branches, indexed commits, counts and the local model's coverage")
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
       await withPlatform(async (platform) => {
-        const repos = await platform.repositories.list();
+        const list = await platform.repositories.list();
+        const coverage = await semanticCoverage(platform, list.flatMap((r) => r.branches));
+        const repos = list.map((r) => ({ ...r, branches: r.branches.map((b) => ({ ...b, semantic: coverage(b) })) }));
         if (opts.json) return printJson(repos);
         if (repos.length === 0) return console.log('no repositories yet: add one with `pk-mcp repo add <url|path>`');
         for (const r of repos) {
           for (const b of r.branches) {
             console.log(
-              [r.name.padEnd(24), r.instance.padEnd(8), b.branch.padEnd(16), b.status.padEnd(9), (b.indexedCommit?.slice(0, 12) ?? '-').padEnd(13), `${b.fileCount} files`, `${b.chunkCount} chunks`, b.lastError ? ` last error: ${b.lastError}` : ''].join(' '),
+              [r.name.padEnd(24), r.instance.padEnd(8), b.branch.padEnd(16), b.status.padEnd(9), (b.indexedCommit?.slice(0, 12) ?? '-').padEnd(13), `${b.fileCount} files`, `${b.chunkCount} chunks`, b.indexedCommit ? describeCoverage(b.semantic) : '', b.lastError ? ` last error: ${b.lastError}` : ''].join(' '),
             );
           }
         }

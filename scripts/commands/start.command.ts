@@ -4,6 +4,7 @@ import { loadConfig } from '../../shared/config/config.ts';
 import { PROJECT_ROOT, tsNodeArgs } from '../project.ts';
 import { sleep } from '../stack/process.ts';
 import { displayUrl, stackDown, stackUp } from '../stack/stack.ts';
+import { prepareModel } from '../stack/model.ts';
 import type { StoreName } from '../../shared/stores/store.ts';
 
 async function waitForHealth(url: string, child: ChildProcess, timeoutMs: number): Promise<boolean> {
@@ -32,6 +33,12 @@ export function registerStartCommand(program: Command): void {
         startedStores = reports.filter((r) => r.state === 'started').map((r) => r.name);
       }
       const config = loadConfig();
+      if (config.semantic) {
+        // The model is fetched on the first start, like Neo4j's jars; without it the platform still runs (full text and fast vectors).
+        await prepareModel(config.semantic.model, config.semantic.modelDir, (m) => console.log(`  ${m}`)).catch((err: unknown) =>
+          console.error(`  model: could not fetch ${config.semantic!.model} (${err instanceof Error ? err.message : String(err)}); search runs on full text and fast vectors until \`npx pk-mcp stack prepare\` succeeds`),
+        );
+      }
       const children = (['api/server.ts', 'workers/main.ts'] as const).map((entry) =>
         spawn(process.execPath, tsNodeArgs(entry), { cwd: PROJECT_ROOT, stdio: 'inherit', env: process.env }),
       );
