@@ -13,6 +13,7 @@ import { createPlatform, type Platform } from '../../shared/platform.ts';
 import { createSearchService, type SearchService } from '../../shared/search/hybrid-search.ts';
 import { startWorkers } from '../../workers/workers.ts';
 import { sleep } from '../../scripts/stack/process.ts';
+import type { QueueName } from '../../shared/queue/registry.ts';
 import { silentLogger, testConfig, uniqueId } from './context.ts';
 
 export interface TestPlatform {
@@ -21,8 +22,8 @@ export interface TestPlatform {
   platform: Platform;
   repos: RepositoryService;
   search: SearchService;
-  /** Starts the real BullMQ workers in this process (stop them with `stopWorkers`). */
-  startWorkers(): Promise<void>;
+  /** Starts the real BullMQ workers in this process, of every queue or of those given (stop them with `stopWorkers`). */
+  startWorkers(queues?: readonly QueueName[]): Promise<void>;
   stopWorkers(): Promise<void>;
   cleanup(): Promise<void>;
 }
@@ -43,22 +44,23 @@ export async function openTestPlatform(
   const platform = createPlatform(config, logger, options);
   await platform.graph.ensureSchema();
   const chunker = await createChunker({ maxChunkChars: config.index.maxChunkChars });
-  let workers: { close(): Promise<void> } | undefined;
+  let workers: Array<{ close(): Promise<void> }> = [];
   return {
     id,
     config,
     platform,
     repos: createRepositoryService(platform),
     search: createSearchService(platform),
-    async startWorkers() {
-      workers ??= startWorkers({ ...platform, logger, chunker, graphExtractor: createGraphExtractor() });
+    async startWorkers(queues?: readonly QueueName[]) {
+      if (workers.length > 0 && !queues) return;
+      workers.push(startWorkers({ ...platform, logger, chunker, graphExtractor: createGraphExtractor(), ...(queues ? { queuesToRun: queues } : {}) }));
     },
     async stopWorkers() {
-      await workers?.close();
-      workers = undefined;
+      await Promise.all(workers.map((w) => w.close()));
+      workers = [];
     },
     async cleanup() {
-      await workers?.close();
+      await Promise.all(workers.map((w) => w.close()));
       const { stores } = platform;
       const repoIds = await stores.postgres.pool.query<{ id: string }>(`SELECT id FROM ${config.databaseSchema}.repositories`).catch(() => ({ rows: [] }));
       for (const r of repoIds.rows) await platform.graph.deleteRepository(Number(r.id)).catch(() => undefined);

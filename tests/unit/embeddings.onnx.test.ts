@@ -80,7 +80,7 @@ describe('local model provider (bge-small-en-v1.5, int8 ONNX)', () => {
     copyFileSync(path.join(modelFolder(modelDir, spec.name), spec.tokenizer.file), path.join(folder, spec.tokenizer.file));
     const onnx = readFileSync(path.join(modelFolder(modelDir, spec.name), spec.onnx.file));
     const flipped = Buffer.from(onnx);
-    flipped[flipped.length >> 1] ^= 0xff;
+    flipped[flipped.length >> 1]! ^= 0xff;
     writeFileSync(path.join(folder, spec.onnx.file), flipped);
     const damaged = new OnnxEmbeddingProvider({ model: 'bge-small-en-v1.5', modelDir: dir, threads: 1, batch: 4 });
     const err = await damaged.embed(['x']).catch((e: unknown) => e);
