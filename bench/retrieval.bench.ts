@@ -37,11 +37,11 @@ import { createChunker } from '../shared/indexing/chunker.ts';
 import { createRepositoryService } from '../shared/indexing/repository.service.ts';
 import { createLogger } from '../shared/logger.ts';
 import { createPlatform } from '../shared/platform.ts';
-import { createSearchService, type SearchOptions } from '../shared/search/hybrid-search.ts';
+import { createSearchService } from '../shared/search/hybrid-search.ts';
 import { DEFAULT_RANKING, type RankingWeights } from '../shared/search/ranking.ts';
 import { startWorkers } from '../workers/workers.ts';
 import { PROJECT_ROOT } from '../scripts/project.ts';
-import { log as logLine, machineInfo, machineLine, markdownTable, round, table } from './lib/common.ts';
+import { latencyStats, log as logLine, machineInfo, machineLine, markdownTable, round, runConcurrently, sleep, spread, table, type LatencyStats } from './lib/common.ts';
 import { docstringPairs } from './lib/docstring-pairs.ts';
 import {
   cosqaCorpus,
@@ -55,23 +55,13 @@ import {
   scoresOf,
   splitOf,
   writeRepository,
+  MODES,
   type QueryCase,
   type Scores,
 } from './lib/retrieval.ts';
 
 const log = (m: string) => logLine('retrieval', m);
 
-export const MODES: Record<string, { about: string; options: SearchOptions; perFile?: number }> = {
-  'hash-only': { about: 'fast hashed vectors alone', options: { retrievers: ['vector'], rescore: false } },
-  'text-only': { about: 'Postgres full text alone', options: { retrievers: ['text'], rescore: false } },
-  'model-only': { about: 'the local model (bge-small-en-v1.5) alone', options: { retrievers: ['model'], rescore: false } },
-  earlier: {
-    about: 'the pipeline before this benchmark: fast vectors + full text fused by RRF, no re-scoring, hits of one file not grouped',
-    options: { retrievers: ['vector', 'text'], rescore: false, ranking: { vector: 1, text: 1 } },
-    perFile: 100,
-  },
-  full: { about: 'the full pipeline: model + fast vectors + full text, re-scored, grouped by file', options: {} },
-};
 
 const { values: args } = parseArgs({
   options: {
@@ -81,6 +71,7 @@ const { values: args } = parseArgs({
     fresh: { type: 'boolean', default: false },
     weights: { type: 'string' },
     'no-record': { type: 'boolean', default: false },
+    latency: { type: 'boolean', default: true },
   },
 });
 
@@ -179,7 +170,8 @@ async function main() {
       }
     }
 
-    report(results, corpora, { ...DEFAULT_RANKING, ...weights });
+    const latency = args.latency ? await measureLatency(platform, queries, { platform, repos }, dataDir) : undefined;
+    report(results, corpora, { ...DEFAULT_RANKING, ...weights }, latency);
   } finally {
     await workers.close();
     chunker.close();
@@ -187,10 +179,74 @@ async function main() {
   }
 }
 
+interface Latency {
+  queries: number;
+  oneClient: LatencyStats;
+  tenClients: LatencyStats;
+  tenClientsWarmUp: LatencyStats;
+  whileEmbedding: LatencyStats & { modelChunksPerSecond: number; peakRssMb: number };
+}
+
+/**
+ * Search latency of the full pipeline, the model embedding each query (no
+ * query is repeated, so the query-vector cache never answers): one client,
+ * then ten at once after a warm-up pass of as many other queries, then ten at
+ * once while the background tier embeds a fresh corpus in the same process.
+ */
+async function measureLatency(
+  platform: ReturnType<typeof createPlatform>,
+  queries: QueryCase[],
+  ctx: { platform: ReturnType<typeof createPlatform>; repos: ReturnType<typeof createRepositoryService> },
+  dataDir: string,
+): Promise<Latency> {
+  const pool = spread(queries.filter((q) => q.set !== 'cosqa').sort((a, b) => a.id.localeCompare(b.id)), 800);
+  const [a, b, c, d] = [0, 1, 2, 3].map((k) => pool.filter((_, i) => i % 4 === k)) as [QueryCase[], QueryCase[], QueryCase[], QueryCase[]];
+  const search = createSearchService(platform);
+  const run = async (items: QueryCase[], clients: number) => {
+    const { timings } = await runConcurrently(items, clients, (q) => search.search({ query: q.query, repositories: [q.repository], limit: 10 }));
+    const errors = timings.filter((x) => x.error);
+    if (errors.length > 0) throw new Error(`${errors.length} searches failed: ${errors[0]!.error}`);
+    return latencyStats(timings.map((x) => x.ms));
+  };
+  log(`latency: ${a.length} queries, one client`);
+  const oneClient = await run(a, 1);
+  const tenClientsWarmUp = await run(b, 10);
+  const tenClients = await run(c, 10);
+
+  // A fresh corpus for the model to embed meanwhile: CoSQA's functions under another name, each with a
+  // line that makes its text new to the embedding cache.
+  const fresh = cosqaCorpus().slice(0, 3000).map((f, i) => ({ path: f.path, content: `# load ${Date.now()}-${i}\n${f.content}` }));
+  const name = 'latency-load';
+  writeRepository(path.join(dataDir, 'repos', name), fresh);
+  const existing = await platform.repositories.findByName(name);
+  if (existing) await ctx.repos.remove(name);
+  const { jobId } = await ctx.repos.addAndIndex({ source: path.join(dataDir, 'repos', name), name });
+  for (;;) {
+    const job = await platform.queues.queues.index.getJob(jobId);
+    if (job && (await job.getState()) === 'completed') break;
+    await sleep(200);
+  }
+  const repo = (await platform.repositories.findByName(name))!;
+  const covered = async () => ((await platform.semantic!.modelVectors.coverage(platform.semantic!.embeddings.id, [{ repositoryId: repo.id, branch: 'main' }])).values().next().value?.embedded ?? 0);
+  await sleep(5000); // the semantic job is under way
+  let peakRssMb = 0;
+  const rss = setInterval(() => (peakRssMb = Math.max(peakRssMb, process.memoryUsage().rss / 2 ** 20)), 200);
+  const before = await covered();
+  const started = performance.now();
+  const whileEmbedding = await run(d, 10);
+  const after = await covered();
+  clearInterval(rss);
+  const modelChunksPerSecond = round((after - before) / ((performance.now() - started) / 1000));
+  log(`latency: searches done; removing the load corpus`);
+  await ctx.repos.remove(name);
+  return { queries: a.length, oneClient, tenClients, tenClientsWarmUp, whileEmbedding: { ...whileEmbedding, modelChunksPerSecond, peakRssMb: round(peakRssMb) } };
+}
+
 function report(
   results: Array<{ set: string; split: string; type: string; mode: string; scores: Scores }>,
   corpora: Array<{ name: string; files: number; chunks: number; indexMs: number; modelMs: number }>,
   weights: RankingWeights,
+  latency?: Latency,
 ) {
   const pct = (x: number) => (x * 100).toFixed(1);
   const rows = [['set', 'split', 'queries', 'mode', 'R@1', 'R@5', 'R@10', 'MRR', 'nDCG@10']];
@@ -201,15 +257,24 @@ function report(
     byType.push([r.set, r.split, r.type, String(r.scores.queries), r.mode, pct(r.scores.recallAt5), r.scores.mrr.toFixed(3)]);
   }
   const corpusRows = [['corpus', 'files', 'chunks', 'index (s)', 'model vectors after publish (s)'], ...corpora.map((c) => [c.name, String(c.files), String(c.chunks), String(round(c.indexMs / 1000)), String(round(c.modelMs / 1000))])];
+  const latencyRows = latency
+    ? [
+        ['search latency (full pipeline, model embeds each query)', 'queries', 'p50 ms', 'p95 ms', 'max ms', 'target p95'],
+        ['one client', String(latency.oneClient.count), String(latency.oneClient.p50Ms), String(latency.oneClient.p95Ms), String(latency.oneClient.maxMs), '< 50'],
+        ['10 clients, warm-up pass', String(latency.tenClientsWarmUp.count), String(latency.tenClientsWarmUp.p50Ms), String(latency.tenClientsWarmUp.p95Ms), String(latency.tenClientsWarmUp.maxMs), ''],
+        ['10 clients', String(latency.tenClients.count), String(latency.tenClients.p50Ms), String(latency.tenClients.p95Ms), String(latency.tenClients.maxMs), '< 100'],
+        [`10 clients while the model embeds (${latency.whileEmbedding.modelChunksPerSecond} chunks/s meanwhile, peak RSS ${latency.whileEmbedding.peakRssMb} MB)`, String(latency.whileEmbedding.count), String(latency.whileEmbedding.p50Ms), String(latency.whileEmbedding.p95Ms), String(latency.whileEmbedding.maxMs), ''],
+      ]
+    : undefined;
   const machine = machineInfo();
-  console.log(['', 'Retrieval quality', machineLine(machine), '', table(rows), '', table(byType), '', table(corpusRows), ''].join('\n'));
+  console.log(['', 'Retrieval quality', machineLine(machine), '', table(rows), '', table(byType), '', table(corpusRows), '', ...(latencyRows ? [table(latencyRows), ''] : [])].join('\n'));
   if (args['no-record']) return;
   const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: PROJECT_ROOT, encoding: 'utf8' }).trim();
   const date = new Date().toISOString().slice(0, 10);
   const dir = path.join(PROJECT_ROOT, 'bench', 'results');
   const jsonFile = path.join(dir, `retrieval-${date}.json`);
   const command = `node --import tsx bench/retrieval.bench.ts${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}`;
-  writeFileSync(jsonFile, `${JSON.stringify({ date: new Date().toISOString(), commit, command, machine, weights, modes: Object.fromEntries(Object.entries(MODES).map(([k, v]) => [k, v.about])), corpora, results }, null, 2)}\n`);
+  writeFileSync(jsonFile, `${JSON.stringify({ date: new Date().toISOString(), commit, command, machine, weights, modes: Object.fromEntries(Object.entries(MODES).map(([k, v]) => [k, v.about])), corpora, latency, results }, null, 2)}\n`);
   writeFileSync(
     path.join(dir, 'retrieval.md'),
     [
@@ -239,6 +304,9 @@ function report(
       '',
       markdownTable(corpusRows),
       '',
+      ...(latencyRows
+        ? ['## Search latency', '', 'One process holds the API side (search) and the workers (the model tier, two threads), as `npm start` does on one machine.', '', markdownTable(latencyRows), '']
+        : []),
       `Ranking weights: \`${JSON.stringify(weights)}\`.`,
       '',
       `All numbers: [\`${path.basename(jsonFile)}\`](${path.basename(jsonFile)}).`,

@@ -10,7 +10,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statS
 import path from 'node:path';
 import type { Platform } from '../../shared/platform.ts';
 import type { RepositoryService } from '../../shared/indexing/repository.service.ts';
-import type { SearchQuery, SearchService } from '../../shared/search/hybrid-search.ts';
+import type { SearchOptions, SearchQuery, SearchService } from '../../shared/search/hybrid-search.ts';
 import { sleep } from './common.ts';
 import { git } from './corpus.ts';
 
@@ -37,6 +37,19 @@ export interface CorpusFile {
 export function splitOf(id: string): 'dev' | 'test' {
   return createHash('sha256').update(id).digest()[0]! % 2 === 0 ? 'dev' : 'test';
 }
+
+/** The retrieval modes compared side by side. */
+export const MODES: Record<string, { about: string; options: SearchOptions; perFile?: number }> = {
+  'hash-only': { about: 'fast hashed vectors alone', options: { retrievers: ['vector'], rescore: false } },
+  'text-only': { about: 'Postgres full text alone', options: { retrievers: ['text'], rescore: false } },
+  'model-only': { about: 'the local model (bge-small-en-v1.5) alone', options: { retrievers: ['model'], rescore: false } },
+  earlier: {
+    about: 'the pipeline before this benchmark: fast vectors + full text fused by RRF, no re-scoring, hits of one file not grouped',
+    options: { retrievers: ['vector', 'text'], rescore: false, ranking: { vector: 1, text: 1 } },
+    perFile: 100,
+  },
+  full: { about: 'the full pipeline: model + fast vectors + full text, re-scored, grouped by file', options: {} },
+};
 
 // ---- CoSQA -------------------------------------------------------------------------------------
 
