@@ -132,12 +132,22 @@ const STOP_WORDS = new Set(
   'a an and are as at be by can do does for from how i in is it of on or that the this to what when where which who why with'.split(' '),
 );
 
+export interface FullTextTerm {
+  /** tsquery of one query word: the word (with its plain forms), or an identifier whole or by all its parts. */
+  expr: string;
+  /** The same, matching only in symbols and paths (weights A and B). */
+  named: string;
+  /** The lexemes it looks for, to weigh it by how rare they are. */
+  lexemes: string[];
+}
+
 export interface FullTextQuery {
   /** tsquery: every query word. */
   all: string;
   /** tsquery: any query word. */
   any: string;
   words: number;
+  terms: FullTextTerm[];
 }
 
 const MAX_QUERY_WORDS = 16;
@@ -155,16 +165,44 @@ const MAX_QUERY_WORDS = 16;
  * letters and digits only.
  */
 export function fullTextQuery(query: string): FullTextQuery | null {
-  const exprs = new Set<string>();
+  const terms = new Map<string, FullTextTerm>();
   for (const word of searchWords(query)) {
     const lower = word.toLowerCase();
     const parts = wordParts(word);
-    exprs.add(parts.length > 1 ? `(${lower} | ${parts.join(' & ')})` : lower);
-    if (exprs.size >= MAX_QUERY_WORDS) break;
+    const forms = parts.length > 1 ? [lower] : wordForms(lower);
+    const whole = forms.length > 1 ? `(${forms.join(' | ')})` : lower;
+    const expr = parts.length > 1 ? `(${lower} | ${parts.join(' & ')})` : whole;
+    const named = parts.length > 1 ? `(${lower}:AB | ${parts.map((p) => `${p}:AB`).join(' & ')})` : `(${forms.map((f) => `${f}:AB`).join(' | ')})`;
+    terms.set(expr, { expr, named, lexemes: parts.length > 1 ? [lower, ...parts] : forms });
+    if (terms.size >= MAX_QUERY_WORDS) break;
   }
-  if (exprs.size === 0) return null;
-  const list = [...exprs];
-  return { all: list.join(' & '), any: list.join(' | '), words: list.length };
+  if (terms.size === 0) return null;
+  const list = [...terms.keys()];
+  return { all: list.join(' & '), any: list.join(' | '), words: list.length, terms: [...terms.values()] };
+}
+
+/**
+ * A plain word and the forms code is likely to hold it in: questions say
+ * "passwords", "handles", "parsing" and "escaped" where code says
+ * `password`, `handle`, `parse`, `escape`. Suffixes only, no dictionary: a
+ * wrong form costs nothing but a lexeme no chunk holds.
+ */
+export function wordForms(word: string): string[] {
+  const forms = new Set([word]);
+  if (word.length >= 5) {
+    if (word.endsWith('ies')) forms.add(`${word.slice(0, -3)}y`);
+    else if (word.endsWith('es') && /(s|x|z|ch|sh)es$/.test(word)) forms.add(word.slice(0, -2));
+    else if (word.endsWith('s') && !word.endsWith('ss') && !word.endsWith('us')) forms.add(word.slice(0, -1));
+    if (word.endsWith('ing')) {
+      forms.add(word.slice(0, -3));
+      forms.add(`${word.slice(0, -3)}e`);
+    }
+    if (word.endsWith('ed')) {
+      forms.add(word.slice(0, -2));
+      forms.add(word.slice(0, -1));
+    }
+  }
+  return [...forms];
 }
 
 /** The query's words that say something: no stop words, no one-letter words. */
@@ -337,7 +375,9 @@ export function createSearchService(platform: Platform, options: SearchOptions =
             )
           : [],
         retrievers.has('text')
-          ? platform.chunks.fullText(fullText, { repositoryBranches, ...(q.language ? { language: q.language } : {}) }, depth, { enough: limit })
+          ? fullText && fullText.words > 1
+            ? platform.chunks.fullTextWeighted(fullText, { repositoryBranches, ...(q.language ? { language: q.language } : {}) }, depth)
+            : platform.chunks.fullText(fullText, { repositoryBranches, ...(q.language ? { language: q.language } : {}) }, depth, { enough: limit })
           : [],
         semantic
           ? modelQueryVector(text).then(

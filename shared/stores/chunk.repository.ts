@@ -44,6 +44,21 @@ export interface LiveChunk {
 const ALL_TERMS_CANDIDATES = 300;
 const ANY_TERM_CANDIDATES = 100;
 
+interface LexemeStats {
+  /** Share of chunks holding each of the most common lexemes. */
+  shares: Map<string, number>;
+  /** Share assumed for a lexeme not among them: rarer than the rarest of them. */
+  rare: number;
+}
+
+const LEXEME_STATS_TTL_MS = 60_000;
+/** Before the first ANALYZE (small indexes) there are no statistics: every word weighs the same. */
+const NO_STATS_SHARE = 0.01;
+/** Words in more than this share of chunks do not choose candidates (they still score). */
+const SEED_MAX_SHARE = 0.05;
+/** Chunks scored per query: each costs a read of its tsvector. */
+const WEIGHTED_CANDIDATES = 2000;
+
 /** Chunks inserted or removed by one publish from which the full-text index and statistics are settled at once. */
 const SETTLE_AFTER_CHANGED_ROWS = 2000;
 
@@ -72,6 +87,28 @@ function toLiveChunk(row: Record<string, unknown>): LiveChunk {
  * the old commit or the new one, never a mixture.
  */
 export function createChunkRepository(pg: PostgresConnection) {
+  let stats: { at: number; value: Promise<LexemeStats> } | undefined;
+  /** The search column's most common lexemes with their share of chunks, read from pg_stats at most once a minute. */
+  function lexemeStats(): Promise<LexemeStats> {
+    if (!stats || Date.now() - stats.at > LEXEME_STATS_TTL_MS) {
+      const value = pg.pool
+        .query<{ elems: string[] | null; freqs: number[] | null }>(
+          `SELECT most_common_elems::text::text[] AS elems, most_common_elem_freqs AS freqs
+             FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'chunks' AND attname = 'search_vector'`,
+        )
+        .then(({ rows }) => {
+          const { elems, freqs } = rows[0] ?? { elems: null, freqs: null };
+          if (!elems || !freqs || freqs.length < elems.length + 2) return { shares: new Map<string, number>(), rare: NO_STATS_SHARE };
+          // The frequencies are followed by their minimum, their maximum and the share of empty vectors.
+          const min = freqs[elems.length]!;
+          return { shares: new Map(elems.map((e, i) => [e, freqs[i]!])), rare: Math.max(min / 2, 1e-5) };
+        });
+      value.catch(() => (stats = undefined));
+      stats = { at: Date.now(), value };
+    }
+    return stats.value;
+  }
+
   return {
     /** path → blob id of the branch's live files. */
     async liveFiles(repositoryId: number, branch: string): Promise<Map<string, string>> {
@@ -325,6 +362,45 @@ export function createChunkRepository(pg: PostgresConnection) {
           limit,
           ALL_TERMS_CANDIDATES,
           ANY_TERM_CANDIDATES,
+        ],
+      });
+      return rows.map((r) => r.id);
+    },
+
+    /**
+     * Full-text candidates of a query of several words, best first: each
+     * chunk scores the weights of the words it holds (half again in its
+     * symbol or path), a word weighing more the rarer it is in the index
+     * (migration search_weighted). How rare comes from Postgres' own
+     * statistics of the search column (the most common lexemes and their
+     * share of chunks, kept by ANALYZE, read once a minute): no scan per
+     * query. Candidates are the chunks holding one of the rarer words.
+     */
+    async fullTextWeighted(
+      query: { any: string; terms: Array<{ expr: string; named: string; lexemes: string[] }> },
+      filter: { repositoryBranches?: Array<{ repositoryId: number; branch: string }>; language?: string },
+      limit: number,
+    ): Promise<string[]> {
+      const stats = await lexemeStats();
+      const share = (lexemes: string[]) => Math.min(...lexemes.map((l) => stats.shares.get(l) ?? stats.rare));
+      const weighted = query.terms.map((t) => ({ ...t, share: share(t.lexemes) })).map((t) => ({ ...t, weight: Math.log(1 + 1 / t.share) }));
+      const byRarity = [...weighted].sort((a, b) => a.share - b.share);
+      const seeds = byRarity.filter((t, i) => t.share <= SEED_MAX_SHARE || i < 2);
+      const repoIds = filter.repositoryBranches?.map((r) => r.repositoryId) ?? null;
+      const branches = filter.repositoryBranches?.map((r) => r.branch) ?? null;
+      const { rows } = await pg.pool.query<{ id: string }>({
+        name: 'search-chunks-weighted',
+        text: "SELECT id FROM search_chunks_weighted(to_tsquery('simple', $1), $2, $3, $4, $5, $6, $7, $8, $9)",
+        values: [
+          seeds.map((t) => t.expr).join(' | '),
+          weighted.map((t) => t.expr),
+          weighted.map((t) => t.named),
+          weighted.map((t) => t.weight),
+          filter.language ?? null,
+          repoIds,
+          branches,
+          limit,
+          WEIGHTED_CANDIDATES,
         ],
       });
       return rows.map((r) => r.id);
