@@ -23,7 +23,7 @@
  *
  * The stores keep the indexed corpora between runs (schema `bench_retrieval`,
  * Chroma prefix `bench-retrieval`), so the model embeds each text once ever;
- * `--fresh` drops them first. Results: bench/results/retrieval-<date>.json and
+ * `--fresh` drops them first; `--no-latency` skips the latency phase, `--no-record` the results files. Results: bench/results/retrieval-<date>.json and
  * retrieval.md.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -71,7 +71,7 @@ const { values: args } = parseArgs({
     fresh: { type: 'boolean', default: false },
     weights: { type: 'string' },
     'no-record': { type: 'boolean', default: false },
-    latency: { type: 'boolean', default: true },
+    'no-latency': { type: 'boolean', default: false },
   },
 });
 
@@ -170,7 +170,7 @@ async function main() {
       }
     }
 
-    const latency = args.latency ? await measureLatency(platform, queries, { platform, repos }, dataDir) : undefined;
+    const latency = !args['no-latency'] ? await measureLatency(platform, queries, { platform, repos }, dataDir) : undefined;
     report(results, corpora, { ...DEFAULT_RANKING, ...weights }, latency);
   } finally {
     await workers.close();

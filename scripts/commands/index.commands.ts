@@ -2,6 +2,7 @@ import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { createRepositoryService } from '../../shared/indexing/repository.service.ts';
 import type { IndexProgress } from '../../shared/indexing/index-run.ts';
+import type { SemanticProgress } from '../../workers/jobs/semantic-embed.job.ts';
 import type { Platform } from '../../shared/platform.ts';
 import { list, printJson, wholeNumber, withPlatform } from './cli-support.ts';
 import { QUEUE_NAMES } from '../../shared/queue/registry.ts';
@@ -228,8 +229,13 @@ export function registerIndexCommands(program: Command): void {
         if (opts.json) return printJson(rows);
         if (rows.length === 0) return console.log(opts.failed ? 'no failed jobs' : 'no jobs');
         for (const r of rows) {
-          const p = r.progress as Partial<IndexProgress> | number;
-          const progress = typeof p === 'object' && p.phase ? `${p.phase} ${p.filesScanned ?? 0}/${p.filesTotal ?? 0} files ${p.chunks ?? 0} chunks` : '';
+          const p = r.progress as (Partial<IndexProgress> & Partial<SemanticProgress>) | number;
+          const progress =
+            typeof p !== 'object' || !p.phase
+              ? ''
+              : r.name === 'semantic-embed'
+                ? `model ${p.embedded ?? 0}/${p.total ?? 0} chunks`
+                : `${p.phase} ${p.filesScanned ?? 0}/${p.filesTotal ?? 0} files ${p.chunks ?? 0} chunks`;
           console.log(`${r.queue.padEnd(8)} ${String(r.id).padEnd(28)} ${r.name.padEnd(18)} ${r.state.padEnd(16)} ${progress}${r.failedReason ? ` ${r.failedReason}` : ''}`);
         }
       });

@@ -9,7 +9,7 @@ import { createChunker } from '../../shared/indexing/chunker.ts';
 import { createGraphExtractor } from '../../shared/graph/extract.ts';
 import { createRepositoryService, type RepositoryService } from '../../shared/indexing/repository.service.ts';
 import type { Logger } from '../../shared/logger.ts';
-import { createPlatform, type Platform } from '../../shared/platform.ts';
+import { createPlatform, type Platform, type SemanticTier } from '../../shared/platform.ts';
 import { createSearchService, type SearchService } from '../../shared/search/hybrid-search.ts';
 import { startWorkers } from '../../workers/workers.ts';
 import { sleep } from '../../scripts/stack/process.ts';
@@ -34,7 +34,7 @@ export interface TestPlatform {
  */
 export async function openTestPlatform(
   overrides: Partial<Config> = {},
-  options: { embeddings?: EmbeddingProvider; logger?: Logger } = {},
+  options: { embeddings?: EmbeddingProvider; semanticEmbeddings?: SemanticTier['embeddings']; logger?: Logger } = {},
 ): Promise<TestPlatform> {
   const logger = options.logger ?? silentLogger;
   const id = uniqueId();

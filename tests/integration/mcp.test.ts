@@ -186,6 +186,7 @@ describe('MCP over stdio', () => {
               chunks: b.chunkCount,
               lastError: null,
               lastJobId: firstJobId,
+              semantic: null,
             },
           ],
         },

@@ -10,6 +10,8 @@ import { connectMcpClient } from '../helpers/mcp-client.ts';
 import { openTestPlatform, waitForJob, type TestPlatform } from '../helpers/platform.ts';
 import { waitUntil } from '../helpers/polling.ts';
 import { silentLogger } from '../helpers/context.ts';
+import { EmbeddingError } from '../../shared/embeddings/embedding-provider.ts';
+import { OnnxEmbeddingProvider } from '../../shared/embeddings/onnx.provider.ts';
 
 /**
  * The local model tier end to end on the real stores: a run publishes with
@@ -191,5 +193,47 @@ describe('the local model tier', () => {
     expect(hits[0]!.path).toBe('src/redact.js');
     expect(warnings.map((w) => w.code)).toEqual(['model_search_unavailable']);
     expect(warnings[0]!.message).toMatch(/stack prepare/);
+  });
+});
+
+describe('a chunk the model fails on', () => {
+  let t: TestPlatform;
+  let repo: GitFixture;
+
+  beforeAll(async () => {
+    repo = createGitFixture();
+    repo.write({ 'src/ok.js': FILES['src/redact.js']!, 'src/poison.js': 'export const POISON = "the model fails on this text";\n' });
+    repo.commit('initial');
+    // The real model, failing on one text as a model can (an input it cannot take): every other text is embedded.
+    const model = new OnnxEmbeddingProvider({ model: 'bge-small-en-v1.5', modelDir, threads: 1, batch: 8 });
+    const failing = Object.assign(Object.create(model) as OnnxEmbeddingProvider, {
+      embed: (texts: string[], options?: Parameters<OnnxEmbeddingProvider['embed']>[1]) =>
+        texts.some((x) => x.includes('POISON')) ? Promise.reject(new EmbeddingError('cannot embed this', { kind: 'server', retryable: true })) : model.embed(texts, options),
+    });
+    t = await openTestPlatform({ semantic: { model: 'bge-small-en-v1.5', modelDir, threads: 1, batch: 8 } }, { semanticEmbeddings: failing });
+    await t.startWorkers();
+  }, 120_000);
+
+  afterAll(async () => {
+    await t?.cleanup();
+    repo?.cleanup();
+  });
+
+  it('is retried alone, then recorded as failed and skipped: coverage completes without it', async () => {
+    const { repository, jobId } = await t.repos.addAndIndex({ source: repo.dir, name: 'poisoned' });
+    await waitForJob(t.platform.queues.queues.index, jobId);
+    const ref = { repositoryId: repository.id, branch: 'main' };
+    const coverage = async () => (await semanticCoverage(t.platform, [ref]))(ref)!;
+    await waitUntil(async () => (await coverage()).complete, 60_000);
+    expect(await coverage()).toMatchObject({ embedded: 1, failed: 1, total: 2, complete: true });
+    await waitUntil(async () => (await t.platform.queues.queues.semantic.getJobs(['completed'])).length > 0, 10_000);
+    const [job] = await t.platform.queues.queues.semantic.getJobs(['completed']);
+    expect(job?.returnvalue).toMatchObject({ phase: 'done', embedded: 1, failed: 1, total: 2 });
+    const { rows } = await t.platform.stores.postgres.pool.query(`SELECT c.path, v.error FROM chunk_model_vectors v JOIN chunks c ON c.id = v.chunk_id WHERE v.status = 'failed'`);
+    expect(rows).toEqual([{ path: 'src/poison.js', error: 'cannot embed this' }]);
+    // Still found, by full text and fast vectors, with coverage whole (no warning).
+    const { hits, warnings } = await t.search.search({ query: 'the model fails on this text', repositories: ['poisoned'] });
+    expect(hits.find((h) => h.path === 'src/poison.js')?.matchedBy).toEqual(['text', 'vector']);
+    expect(warnings).toEqual([]);
   });
 });

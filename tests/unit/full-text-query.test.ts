@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { fullTextQuery, snippet } from '../../shared/search/hybrid-search.ts';
+import { wordForms, fullTextQuery, snippet } from '../../shared/search/hybrid-search.ts';
 
 describe('full-text query', () => {
   it('matches a camelCase identifier whole or by all of its parts, as exact lexemes', () => {
-    expect(fullTextQuery('getUserName')).toEqual({
+    expect(fullTextQuery('getUserName')).toMatchObject({
       all: '(getusername | get & user & name)',
       any: '(getusername | get & user & name)',
       words: 1,
+      terms: [{ expr: '(getusername | get & user & name)', named: '(getusername:AB | get:AB & user:AB & name:AB)', lexemes: ['getusername', 'get', 'user', 'name'] }],
     });
     // Acronyms end where the next word starts; digits stay with their letters, as in the index.
     expect(fullTextQuery('parseHTTPRequest2')?.all).toBe('(parsehttprequest2 | parse & http & request2)');
@@ -58,5 +59,19 @@ describe('search snippet', () => {
     const tail = snippet(content, ['f29']).split('\n');
     expect(tail).toHaveLength(12);
     expect(tail.at(-1)).toBe('function f29() { return 29; }');
+  });
+
+  it('looks for a plain word in the forms code holds it in', () => {
+    expect(wordForms('passwords')).toEqual(['passwords', 'password']);
+    expect(wordForms('retries')).toEqual(['retries', 'retry']);
+    expect(wordForms('matches')).toEqual(['matches', 'match']);
+    expect(wordForms('parsing')).toEqual(['parsing', 'pars', 'parse']);
+    expect(wordForms('escaped')).toEqual(['escaped', 'escap', 'escape']);
+    expect(wordForms('class')).toEqual(['class']);
+    expect(wordForms('status')).toEqual(['status']);
+    expect(wordForms('ids')).toEqual(['ids']);
+    const q = fullTextQuery('hide passwords in logs')!;
+    expect(q.terms.map((t) => t.expr)).toEqual(['hide', '(passwords | password)', 'logs']);
+    expect(q.terms[1]!.named).toBe('(passwords:AB | password:AB)');
   });
 });
