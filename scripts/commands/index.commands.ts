@@ -23,7 +23,52 @@ function kindList(value: string, previous: FileKind[] = []): FileKind[] {
 import { sleep } from '../stack/process.ts';
 
 /** Follows an index job until it finishes, with a progress bar on a TTY and plain lines otherwise. */
-async function waitForIndex(platform: Platform, jobId: string): Promise<boolean> {
+/**
+ * After a run publishes, the local model fills in its vectors in the background: `--wait` waits for that
+ * too (search already works meanwhile, ranked by full text and fast vectors), with a progress bar. It stops
+ * waiting, never the work, on Ctrl-C or when nothing can make progress (no worker, a failed job).
+ */
+async function waitForModel(platform: Platform, ref: { repositoryId: number; branch: string }): Promise<void> {
+  if (!platform.semantic) return;
+  const queue = platform.queues.queues.semantic;
+  const coverageOf = async () => (await semanticCoverage(platform, [ref]))(ref)!;
+  let c = await coverageOf();
+  if (c.complete) return;
+  if ((await queue.getWorkersCount()) === 0) {
+    console.error(`searchable now; the local model has embedded ${c.embedded} of ${c.total} chunks and no worker is running to embed the rest (start the platform with \`npm start\`)`);
+    return;
+  }
+  console.error('searchable now; the local model is embedding it in the background (Ctrl-C stops waiting, not the work)');
+  const tty = Boolean(process.stderr.isTTY);
+  const bar = new cliProgress.SingleBar(
+    { format: ' model     |{bar}| {value}/{total} chunks', hideCursor: true, clearOnComplete: false, stream: process.stderr },
+    cliProgress.Presets.shades_classic,
+  );
+  if (tty) bar.start(Math.max(c.total, 1), c.embedded + c.failed);
+  let lastLine = Date.now();
+  try {
+    while (!c.complete) {
+      await sleep(1000);
+      c = await coverageOf();
+      if (tty) bar.update(c.embedded + c.failed);
+      else if (Date.now() - lastLine > 15_000) {
+        lastLine = Date.now();
+        console.error(`model ${c.embedded}/${c.total} chunks`);
+      }
+      const failed = (await queue.getFailed(0, 20)).find((j) => j.data?.repositoryId === ref.repositoryId && j.data?.branch === ref.branch && j.finishedOn && j.finishedOn > Date.now() - 60_000);
+      if (failed && !c.complete && (await queue.getActiveCount()) === 0 && (await queue.getWaitingCount()) === 0) {
+        if (tty) bar.stop();
+        console.error(`the local model stopped at ${c.embedded} of ${c.total} chunks: ${failed.failedReason}`);
+        return;
+      }
+    }
+  } finally {
+    if (tty && bar.isActive) bar.stop();
+  }
+  console.log(`model vectors: ${c.embedded} of ${c.total} chunks${c.failed ? ` (${c.failed} the model failed on, skipped)` : ''}`);
+}
+
+async function waitForIndex(platform: Platform, jobId: string, options: { model: boolean }): Promise<boolean> {
   const queue = platform.queues.queues.index;
   if ((await queue.getWorkersCount()) === 0) {
     console.error('note: no worker is running on this queue; start the platform with `npm start` (the job waits until then)');
@@ -65,12 +110,13 @@ async function waitForIndex(platform: Platform, jobId: string): Promise<boolean>
       const done = state === 'completed' || state === 'failed' ? ((await queue.getJob(jobId)) ?? job) : job;
       if (state === 'completed') {
         if (started) bar.stop();
-        const r = done.returnvalue as { commit: string; upToDate: boolean; chunks?: number; filesChanged?: number };
+        const r = done.returnvalue as { repositoryId: number; branch: string; commit: string; upToDate: boolean; chunks?: number; filesChanged?: number };
         console.log(
           r.upToDate
             ? `up to date at ${r.commit.slice(0, 12)}`
             : `indexed ${r.commit.slice(0, 12)}: ${r.filesChanged ?? 0} file(s) changed, ${r.chunks ?? 0} chunk(s)`,
         );
+        if (options.model) await waitForModel(platform, { repositoryId: r.repositoryId, branch: r.branch });
         return true;
       }
       if (state === 'failed') {
@@ -98,8 +144,9 @@ export function registerIndexCommands(program: Command): void {
     .option('--include <globs>', 'only index paths matching these globs (comma-separated, repeatable)', list)
     .option('--exclude <globs>', 'never index paths matching these globs (comma-separated, repeatable)', list)
     .option('--no-index', 'register only; index later with `pk-mcp index`')
-    .option('--wait', 'wait for the first index and show its progress')
-    .action(async (source: string, opts: { branch?: string; name?: string; instance: string; include?: string[]; exclude?: string[]; index: boolean; wait?: boolean }) => {
+    .option('--wait', 'wait for the first index and show its progress, then for the local model to embed it')
+    .option('--no-model-wait', 'with --wait: return once it is searchable, without waiting for the local model')
+    .action(async (source: string, opts: { branch?: string; name?: string; instance: string; include?: string[]; exclude?: string[]; index: boolean; wait?: boolean; modelWait: boolean }) => {
       const ok = await withPlatform(async (platform) => {
         const service = createRepositoryService(platform);
         const input = { source, name: opts.name, branch: opts.branch, instance: opts.instance, include: opts.include, exclude: opts.exclude };
@@ -112,7 +159,7 @@ export function registerIndexCommands(program: Command): void {
         const { repository: created, jobId } = await service.addAndIndex(input);
         console.log(`added ${created.name} (${service.describeSource(created)}, branch ${created.defaultBranch})`);
         console.log(`indexing: job ${jobId}`);
-        return opts.wait ? waitForIndex(platform, jobId) : true;
+        return opts.wait ? waitForIndex(platform, jobId, { model: opts.modelWait }) : true;
       });
       if (!ok) process.exitCode = 1;
     });
@@ -155,12 +202,13 @@ export function registerIndexCommands(program: Command): void {
     .argument('<name>', 'repository name')
     .option('--branch <branch>', 'branch (default: the repository default branch)')
     .option('--full', 'reconcile every file instead of diffing from the last indexed commit')
-    .option('--wait', 'wait until it is searchable, with a progress bar')
-    .action(async (name: string, opts: { branch?: string; full?: boolean; wait?: boolean }) => {
+    .option('--wait', 'wait until it is searchable, with a progress bar, then for the local model to embed it')
+    .option('--no-model-wait', 'with --wait: return once it is searchable, without waiting for the local model')
+    .action(async (name: string, opts: { branch?: string; full?: boolean; wait?: boolean; modelWait: boolean }) => {
       const ok = await withPlatform(async (platform) => {
         const { jobId, branch } = await createRepositoryService(platform).requestIndex(name, opts);
         console.log(`indexing ${name}@${branch}: job ${jobId}`);
-        return opts.wait ? waitForIndex(platform, jobId) : true;
+        return opts.wait ? waitForIndex(platform, jobId, { model: opts.modelWait }) : true;
       });
       if (!ok) process.exitCode = 1;
     });
