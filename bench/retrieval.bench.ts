@@ -72,6 +72,8 @@ const { values: args } = parseArgs({
     weights: { type: 'string' },
     'no-record': { type: 'boolean', default: false },
     'no-latency': { type: 'boolean', default: false },
+    // Prints the repository questions of the dev split that miss the top 5, with what came first instead.
+    'show-misses': { type: 'boolean', default: false },
   },
 });
 
@@ -153,7 +155,12 @@ async function main() {
       for (const q of queries.filter((x) => splits.includes(x.split))) {
         // CoSQA is scored over the whole ranking (MRR); the search returns at most 100.
         const limit = q.set === 'cosqa' ? 100 : 10;
-        ranks.set(q, await rankOf(search, q, limit, mode.perFile ? { perFile: mode.perFile } : {}));
+        const rank = await rankOf(search, q, limit, mode.perFile ? { perFile: mode.perFile } : {});
+        ranks.set(q, rank);
+        if (args['show-misses'] && q.set === 'repo' && q.split === 'dev' && (rank === null || rank > 5)) {
+          const { hits } = await search.search({ query: q.query, repositories: [q.repository], limit: 5 });
+          log(`miss (${modeName}, rank ${rank}): ${q.query}\n    wanted ${q.relevant.join(', ')}\n    got ${hits.map((h) => h.path).join(', ')}`);
+        }
       }
       log(`${modeName}: ${ranks.size} queries in ${round((performance.now() - started) / 1000)} s`);
       const groups = new Map<string, Array<number | null>>();

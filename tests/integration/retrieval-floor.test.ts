@@ -54,9 +54,9 @@ describe('retrieval quality floor', () => {
 
   it('the full pipeline finds web questions’ answers well above full text alone', async () => {
     const [full, text] = [await measure('full'), await measure('text-only')];
-    // Measured on this subset when the floor was set: full MRR 0.62, R@5 0.78; text-only MRR 0.40, R@5 0.50.
-    expect(full.mrr).toBeGreaterThanOrEqual(0.5);
-    expect(full.recallAt5).toBeGreaterThanOrEqual(0.65);
-    expect(full.mrr).toBeGreaterThan(text.mrr + 0.1);
+    // Measured on this subset when the floor was set (2026-12-04): full MRR 0.794, R@5 0.883; text-only MRR 0.561, R@5 0.700.
+    expect(full.mrr).toBeGreaterThanOrEqual(0.7);
+    expect(full.recallAt5).toBeGreaterThanOrEqual(0.8);
+    expect(full.mrr).toBeGreaterThan(text.mrr + 0.15);
   }, 120_000);
 });
