@@ -110,7 +110,13 @@ export function createGraphStore(neo4j: Neo4jConnection, namespace: string) {
 
     /** Constraints and indexes; safe to run at every start. */
     async ensureSchema(): Promise<void> {
-      for (const statement of SCHEMA) await driver.executeQuery(statement, {}, { database });
+      for (const statement of SCHEMA) {
+        // `IF NOT EXISTS` is not atomic: two processes starting together (API and workers, parallel test
+        // files) can both create, and the loser is told "an equivalent index already exists". It does.
+        await driver.executeQuery(statement, {}, { database }).catch((err: unknown) => {
+          if (!(err instanceof Error && /equivalent (index|constraint) already exists|already exists/i.test(err.message))) throw err;
+        });
+      }
     },
 
     /** Replaces the nodes and outgoing edges of these files (their symbols, imports). Calls are resolved later. */
