@@ -41,11 +41,11 @@ export function splitOf(id: string): 'dev' | 'test' {
 /** The retrieval modes compared side by side. */
 export const MODES: Record<string, { about: string; options: SearchOptions; perFile?: number }> = {
   'hash-only': { about: 'fast hashed vectors alone', options: { retrievers: ['vector'], rescore: false } },
-  'text-only': { about: 'Postgres full text alone', options: { retrievers: ['text'], rescore: false } },
+  'text-only': { about: 'Postgres full text alone (words weighed by rarity)', options: { retrievers: ['text'], rescore: false } },
   'model-only': { about: 'the local model (bge-small-en-v1.5) alone', options: { retrievers: ['model'], rescore: false } },
   earlier: {
-    about: 'the pipeline before this benchmark: fast vectors + full text fused by RRF, no re-scoring, hits of one file not grouped',
-    options: { retrievers: ['vector', 'text'], rescore: false, ranking: { vector: 1, text: 1 } },
+    about: 'the pipeline before this benchmark: fast vectors + full text (every word, then any) fused by RRF, no re-scoring, hits of one file not grouped',
+    options: { retrievers: ['vector', 'text'], rescore: false, ranking: { vector: 1, text: 1 }, textRanking: 'all-then-any' },
     perFile: 100,
   },
   full: { about: 'the full pipeline: model + fast vectors + full text, re-scored, grouped by file', options: {} },

@@ -252,6 +252,12 @@ export interface SearchOptions {
   retrievers?: readonly Retriever[];
   /** Re-score the fused candidates (model similarity, kind, symbols, graph); on by default. */
   rescore?: boolean;
+  /**
+   * How full text ranks a query of several words: by how rare each word is (the default), or as before
+   * (`all-then-any`: chunks with every word, then a bounded sample of chunks with any), which the
+   * benchmark keeps to compare against.
+   */
+  textRanking?: 'rarity' | 'all-then-any';
 }
 
 /**
@@ -375,7 +381,7 @@ export function createSearchService(platform: Platform, options: SearchOptions =
             )
           : [],
         retrievers.has('text')
-          ? fullText && fullText.words > 1
+          ? fullText && fullText.words > 1 && options.textRanking !== 'all-then-any'
             ? platform.chunks.fullTextWeighted(fullText, { repositoryBranches, ...(q.language ? { language: q.language } : {}) }, depth)
             : platform.chunks.fullText(fullText, { repositoryBranches, ...(q.language ? { language: q.language } : {}) }, depth, { enough: limit })
           : [],
