@@ -119,7 +119,11 @@ export const indexRepositoryTool = defineTool({
     if (job.state === 'failed') {
       throw new AppError(422, 'index_failed', `indexing ${repo.name} (${run.branch}) failed: ${job.failedReason ?? 'no reason recorded'} (job ${job.id})`);
     }
-    const next = finished ? '' : `\nFollow it with get_job_status (job_id: "${job.id}").`;
+    const next = finished
+      ? ctx.platform.semantic && job.state === 'completed'
+        ? '\nSearchable now; the local model fills in its vectors in the background (list_repositories shows how far), and search improves as it does.'
+        : ''
+      : `\nFollow it with get_job_status (job_id: "${job.id}").`;
     return {
       text: `${registered ? `Registered ${repo.name}. ` : ''}Indexing ${repo.name} (${run.branch}): ${describeJob(job)}${next}`,
       data: { repository: repo.name, branch: run.branch, registered, jobId: run.jobId, finished, job },

@@ -35,7 +35,7 @@ export const DEFAULT_RANKING: Readonly<RankingWeights> = Object.freeze({
   model: 1,
   vector: 0.5,
   text: 0.8,
-  similarity: 1,
+  similarity: 2,
   nonCode: 0.35,
   nonCodeIdentifier: 0.8,
   symbol: 0.5,
