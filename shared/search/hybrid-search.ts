@@ -241,6 +241,10 @@ export function snippet(content: string, words: string[]): string {
 /** Query vectors of the local model, by query text: an agent repeats and refines its questions. */
 const QUERY_VECTOR_CACHE = 500;
 
+/** How long an incomplete coverage count is reused: the background tier moves on in the meantime. */
+const COVERAGE_TTL_MS = 5000;
+const isComplete = (c: SemanticCoverage | undefined) => !c || c.embedded + c.failed >= c.total;
+
 /** Results of one file: an answer is a place in the code, and five hits of one file hide four others. */
 const DEFAULT_PER_FILE = 1;
 
@@ -290,6 +294,27 @@ export function createSearchService(platform: Platform, options: SearchOptions =
     queryVectors.set(text, v);
     if (queryVectors.size > QUERY_VECTOR_CACHE) queryVectors.delete(queryVectors.keys().next().value!);
     return v;
+  }
+
+  /**
+   * Model coverage of the searched branches: a count over every chunk of a branch, so it is kept, for a
+   * commit whose coverage is whole until the branch moves on, otherwise for a few seconds (the warning may
+   * lag the background work by that much).
+   */
+  const coverageCache = new Map<string, { at: number; value: SemanticCoverage }>();
+  async function coverageOf(targets: Array<{ repositoryId: number; branch: string; commit: string }>): Promise<Map<string, SemanticCoverage>> {
+    const keyOf = (t: { repositoryId: number; branch: string; commit: string }) => `${coverageKey(t)}\0${t.commit}`;
+    const now = Date.now();
+    const stale = targets.filter((t) => {
+      const hit = coverageCache.get(keyOf(t));
+      return !hit || (!isComplete(hit.value) && now - hit.at > COVERAGE_TTL_MS);
+    });
+    if (stale.length > 0) {
+      const fresh = await semantic!.modelVectors.coverage(semantic!.embeddings.id, stale);
+      for (const t of stale) coverageCache.set(keyOf(t), { at: now, value: fresh.get(coverageKey(t)) ?? { embedded: 0, failed: 0, total: 0 } });
+      if (coverageCache.size > 1000) coverageCache.delete(coverageCache.keys().next().value!);
+    }
+    return new Map(targets.map((t) => [coverageKey(t), coverageCache.get(keyOf(t))!.value]));
   }
 
   /** Files importing each file of a branch at its commit, read once per commit from the graph. */
@@ -372,9 +397,21 @@ export function createSearchService(platform: Platform, options: SearchOptions =
         return [];
       };
 
+      // Coverage first (cached: no query once a commit is whole): where the model covers every target, the
+      // fast vectors add little the model does not already find, and cost a Chroma query per search.
+      const coverage = semantic ? await coverageOf(targets) : undefined;
+      const modelComplete = coverage !== undefined && targets.every((t) => isComplete(coverage.get(coverageKey(t))));
+      if (coverage) {
+        for (const t of targets) {
+          const c = coverage.get(coverageKey(t));
+          if (c && !isComplete(c)) warnings.push(coverageIncomplete(t.name, c));
+        }
+      }
+      const useFast = retrievers.has('vector') && (options.retrievers !== undefined || !modelComplete);
+
       let modelVector: number[] | undefined;
-      const [vectorHits, textIds, modelHits, coverage] = await Promise.all([
-        retrievers.has('vector')
+      const [vectorHits, textIds, modelHits] = await Promise.all([
+        useFast
           ? platform.embeddings.embed([text], QUERY_EMBEDDING).then(
               ([v]) => platform.vectors.query(v!, depth, { repositoryBranches }).catch(vectorUnavailable),
               (err: unknown) => embeddingFailed(err, 'fast'),
@@ -394,14 +431,7 @@ export function createSearchService(platform: Platform, options: SearchOptions =
               (err: unknown) => embeddingFailed(err, 'model'),
             )
           : [],
-        semantic ? semantic.modelVectors.coverage(semantic.embeddings.id, repositoryBranches) : undefined,
       ]);
-      if (coverage) {
-        for (const t of targets) {
-          const c = coverage.get(coverageKey(t));
-          if (c && c.embedded + c.failed < c.total) warnings.push(coverageIncomplete(t.name, c));
-        }
-      }
 
       const fusedMap = fuse(
         { model: modelHits.map((h) => h.id), vector: vectorHits.map((h) => h.id), text: textIds },
@@ -441,12 +471,7 @@ export function createSearchService(platform: Platform, options: SearchOptions =
         // Candidates the model did not retrieve may still have a model vector: their similarity comes from the cache.
         if (modelVector && semantic) {
           const without = pool.filter(({ chunk }) => !similarityOf.has(chunk.id)).map(({ chunk }) => chunk.id);
-          const hashes = await semantic.modelVectors.textHashes(semantic.embeddings.id, without);
-          const vectors = await platform.chunks.cachedEmbeddings(semantic.embeddings.id, [...new Set(hashes.values())]);
-          for (const [id, hash] of hashes) {
-            const v = vectors.get(hash);
-            if (v) similarityOf.set(id, dot(modelVector, v));
-          }
+          for (const [id, v] of await semantic.modelVectors.vectorsOf(semantic.embeddings.id, without)) similarityOf.set(id, dot(modelVector, v));
         }
         const importerMaps = weights.centrality > 0 ? await importerLookup(pool.map((p) => p.target), importers, options.logger) : undefined;
         const wantedKinds = new Set<FileKind>([...kindsAskedFor(text), ...(kinds ?? [])]);

@@ -1,4 +1,5 @@
 import type { PostgresConnection } from './postgres.connection.ts';
+import { decodeVector } from './chunk.repository.ts';
 import type { RepositoryBranchRef } from './vector.store.ts';
 
 export interface ModelVectorRecord {
@@ -115,15 +116,17 @@ export function createModelVectorRepository(pg: PostgresConnection) {
       return out;
     },
 
-    /** chunk id → hash of the text its model vector was made from (the embedding cache's key), for chunks that have one. */
-    async textHashes(modelId: string, chunkIds: string[]): Promise<Map<string, string>> {
+    /** chunk id → its model vector (from the embedding cache), for the chunks among `chunkIds` that have one. */
+    async vectorsOf(modelId: string, chunkIds: string[]): Promise<Map<string, number[]>> {
       if (chunkIds.length === 0) return new Map();
-      const { rows } = await pg.pool.query<{ chunk_id: string; text_hash: string }>({
-        name: 'model-vector-hashes',
-        text: `SELECT chunk_id, text_hash FROM chunk_model_vectors WHERE model_id = $1 AND chunk_id = ANY($2) AND status = 'ok'`,
+      const { rows } = await pg.pool.query<{ chunk_id: string; embedding: Buffer }>({
+        name: 'model-vectors-of',
+        text: `SELECT v.chunk_id, e.embedding FROM chunk_model_vectors v
+                 JOIN embedding_cache e ON e.model_id = v.model_id AND e.content_hash = v.text_hash
+                WHERE v.model_id = $1 AND v.chunk_id = ANY($2) AND v.status = 'ok'`,
         values: [modelId, chunkIds],
       });
-      return new Map(rows.map((r) => [r.chunk_id, r.text_hash]));
+      return new Map(rows.map((r) => [r.chunk_id, decodeVector(r.embedding)]));
     },
   };
 }

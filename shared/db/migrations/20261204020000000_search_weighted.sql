@@ -16,17 +16,21 @@ CREATE FUNCTION search_chunks_weighted(
   SET enable_seqscan = off
 AS $$
 BEGIN
+  -- Each candidate's tsvector is copied out of TOAST once (the concatenation builds a plain value in the
+  -- materialized row set): tested against every term in place, it was decompressed once per term, and a
+  -- question of eight words over 800 candidates cost 45 ms instead of a few.
   RETURN QUERY
-    SELECT c.id, sum(CASE WHEN c.search_vector @@ t.q THEN t.w ELSE 0 END
-                   + CASE WHEN c.search_vector @@ t.qn THEN t.w / 2 ELSE 0 END) AS score
-      FROM (
-        SELECT c.id, c.search_vector FROM chunks c
-         WHERE c.search_vector @@ q_seed AND (lang IS NULL OR c.language = lang)
-           AND (repo_ids IS NULL OR (c.repository_id, c.branch) IN (SELECT * FROM unnest(repo_ids, branches)))
-         LIMIT candidates
-      ) c
-      CROSS JOIN (SELECT to_tsquery('simple', x.term) AS q, to_tsquery('simple', x.name) AS qn, x.w
-                    FROM unnest(terms, named, weights) AS x(term, name, w)) t
+    WITH c AS MATERIALIZED (
+      SELECT c.id, c.search_vector || ''::tsvector AS sv FROM chunks c
+       WHERE c.search_vector @@ q_seed AND (lang IS NULL OR c.language = lang)
+         AND (repo_ids IS NULL OR (c.repository_id, c.branch) IN (SELECT * FROM unnest(repo_ids, branches)))
+       LIMIT candidates
+    ), t AS MATERIALIZED (
+      SELECT to_tsquery('simple', x.term) AS q, to_tsquery('simple', x.name) AS qn, x.w
+        FROM unnest(terms, named, weights) AS x(term, name, w)
+    )
+    SELECT c.id, sum(CASE WHEN c.sv @@ t.q THEN t.w ELSE 0 END + CASE WHEN c.sv @@ t.qn THEN t.w / 2 ELSE 0 END) AS score
+      FROM c CROSS JOIN t
      GROUP BY c.id
      ORDER BY score DESC, c.id
      LIMIT lim;
