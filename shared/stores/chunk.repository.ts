@@ -57,7 +57,7 @@ const NO_STATS_SHARE = 0.01;
 /** Words in more than this share of chunks do not choose candidates (they still score). */
 const SEED_MAX_SHARE = 0.05;
 /** Chunks scored per query: each costs a read of its tsvector. */
-const WEIGHTED_CANDIDATES = 300;
+const WEIGHTED_CANDIDATES = 800;
 
 /** Chunks inserted or removed by one publish from which the full-text index and statistics are settled at once. */
 const SETTLE_AFTER_CHANGED_ROWS = 2000;
