@@ -51,6 +51,9 @@ export async function openIsolatedPlatform(name: string, extraEnv: Record<string
     CHROMA_COLLECTION_PREFIX: `${name}-${id}`,
     WORKSPACE_DIR: workspaceDir,
     EMBEDDING_PROVIDER: 'local',
+    // The model tier would start embedding after each publish and share the cores with what these benchmarks
+    // time; the retrieval benchmark measures it (bench/retrieval.bench.ts).
+    SEMANTIC_MODEL: 'none',
     ...extraEnv,
   };
   const config = loadConfig({ ...process.env, ...env, LOG_LEVEL: 'silent' });
