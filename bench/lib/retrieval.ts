@@ -48,6 +48,10 @@ export const MODES: Record<string, { about: string; options: SearchOptions; perF
     options: { retrievers: ['vector', 'text'], rescore: false, ranking: { vector: 1, text: 1 }, textRanking: 'all-then-any' },
     perFile: 100,
   },
+  'before-model': {
+    about: 'the full pipeline before the background tier has embedded anything (right after a first publish): fast vectors + weighted full text, re-scored and grouped, no model',
+    options: { retrievers: ['vector', 'text'] },
+  },
   full: { about: 'the full pipeline: model + fast vectors + full text, re-scored, grouped by file', options: {} },
 };
 
