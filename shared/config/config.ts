@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { LOCAL_MODEL_NAMES, type LocalModelName } from '../embeddings/local-models.ts';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -124,7 +125,7 @@ export const envSchema = z.object({
   EMBEDDING_MAX_RETRIES: z.coerce.number().int().min(0).max(20).default(6),
   LOCAL_EMBEDDING_DIMENSIONS: positiveInt.max(4096).default(384),
   // The local model that fills in meaningful vectors in the background when no API key is set ('none': off).
-  SEMANTIC_MODEL: z.enum(['bge-small-en-v1.5', 'all-minilm-l6-v2', 'none']).default('bge-small-en-v1.5'),
+  SEMANTIC_MODEL: z.enum([...LOCAL_MODEL_NAMES, 'none']).default('bge-small-en-v1.5'),
   MODEL_DIR: z
     .string()
     .transform((v) => (v === '' ? undefined : v))
@@ -192,7 +193,7 @@ export interface Config extends StoreUrls {
     localDimensions: number;
   };
   /** The background tier of model vectors; null when off (an API key is set, or SEMANTIC_MODEL=none). */
-  semantic: { model: 'bge-small-en-v1.5' | 'all-minilm-l6-v2'; modelDir: string; threads: number; batch: number } | null;
+  semantic: { model: LocalModelName; modelDir: string; threads: number; batch: number } | null;
 }
 
 export class ConfigError extends Error {
