@@ -443,7 +443,8 @@ export function createSearchService(platform: Platform, options: SearchOptions =
       // Content only for candidates: fetched in pages, best first, until enough pass the filters.
       const byTarget = new Map(targets.map((t) => [`${t.repositoryId}\0${t.branch}`, t]));
       const pool: Array<{ chunk: LiveChunk; target: (typeof targets)[number] }> = [];
-      const poolSize = options.rescore === false ? limit * perFile : Math.max(weights.candidates, limit * perFile);
+      // Twice the hits asked for: grouping by file folds a file's several candidate chunks into one hit.
+      const poolSize = Math.max(options.rescore === false ? 0 : weights.candidates, limit * perFile * 2);
       const page = filtered ? poolSize * 2 : poolSize + Math.ceil(poolSize / 2);
       for (let offset = 0; offset < ranked.length && pool.length < poolSize; offset += page) {
         const slice = ranked.slice(offset, offset + page);
