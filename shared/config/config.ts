@@ -193,7 +193,14 @@ export interface Config extends StoreUrls {
     localDimensions: number;
   };
   /** The background tier of model vectors; null when off (an API key is set, or SEMANTIC_MODEL=none). */
-  semantic: { model: LocalModelName; modelDir: string; threads: number; batch: number } | null;
+  semantic: {
+    model: LocalModelName;
+    modelDir: string;
+    threads: number;
+    batch: number;
+    /** How long one job embeds a branch before it hands over to other branches (default two minutes). */
+    sliceMs?: number;
+  } | null;
 }
 
 export class ConfigError extends Error {

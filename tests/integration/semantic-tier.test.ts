@@ -239,3 +239,39 @@ describe('a chunk the model fails on', () => {
     expect(warnings).toEqual([]);
   });
 });
+
+describe('a branch with more than one slice of work', () => {
+  let t: TestPlatform;
+  let repo: GitFixture;
+
+  beforeAll(async () => {
+    repo = createGitFixture();
+    // 40 files of one chunk each: two pages of the job's work.
+    repo.write(Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`src/f${i}.js`, `export function task${i}(input) {\n  return input * ${i} + ${i * 7};\n}\n`])));
+    repo.commit('initial');
+    // A slice shorter than one page: each job embeds one page, then queues the next and hands over.
+    t = await openTestPlatform({ semantic: { model: 'bge-small-en-v1.5', modelDir, threads: 1, batch: 8, sliceMs: 1 } });
+    await t.startWorkers();
+  }, 120_000);
+
+  afterAll(async () => {
+    await t?.cleanup();
+    repo?.cleanup();
+  });
+
+  it('hands over between slices and resumes where it stopped, embedding each chunk once', async () => {
+    const inputsBefore = t.platform.semantic!.embeddings.stats().inputs;
+    const { repository, jobId } = await t.repos.addAndIndex({ source: repo.dir, name: 'sliced' });
+    await waitForJob(t.platform.queues.queues.index, jobId);
+    const ref = { repositoryId: repository.id, branch: 'main' };
+    const coverage = async () => (await semanticCoverage(t.platform, [ref]))(ref)!;
+    await waitUntil(async () => (await coverage()).complete, 60_000);
+    expect(await coverage()).toMatchObject({ embedded: 40, failed: 0, total: 40 });
+    await waitUntil(async () => (await t.platform.queues.queues.semantic.getJobCounts('active', 'waiting')).active === 0, 10_000);
+    const done = await t.platform.queues.queues.semantic.getJobs(['completed']);
+    // One job per slice: it yielded at least once, and the next picked up the rest.
+    expect(done.length).toBeGreaterThanOrEqual(2);
+    expect(done.some((j) => (j.returnvalue as { yielded?: boolean }).yielded)).toBe(true);
+    expect(t.platform.semantic!.embeddings.stats().inputs - inputsBefore).toBe(40);
+  }, 90_000);
+});

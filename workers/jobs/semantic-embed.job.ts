@@ -78,7 +78,8 @@ export function createSemanticEmbedHandler(deps: WorkerDeps & { semantic: Semant
     const started = Date.now();
     let embeddedNow = 0;
     for (let from = 0; from < pending.length; from += PAGE) {
-      if (Date.now() - started > SLICE_MS) {
+      // At least one page a job, however short the slice: a job that only handed over would never finish.
+      if (from > 0 && Date.now() - started > (deps.config.semantic?.sliceMs ?? SLICE_MS)) {
         // Queued while this job is active, the next one waits (deduplicated) and starts after the branches
         // published since: resumption is free, the rows say what is done.
         await deps.enqueue('semantic-embed', data);
