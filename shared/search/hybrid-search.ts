@@ -291,9 +291,7 @@ export function createSearchService(platform: Platform, options: SearchOptions =
     }
     v = semantic!.embeddings.embed([text], { ...QUERY_EMBEDDING, purpose: 'query' }).then(([x]) => x!);
     v.catch(() => queryVectors.delete(text));
-    queryVectors.set(text, v);
-    if (queryVectors.size > QUERY_VECTOR_CACHE) queryVectors.delete(queryVectors.keys().next().value!);
-    return v;
+    return remember(queryVectors, text, v, QUERY_VECTOR_CACHE);
   }
 
   /**
@@ -311,8 +309,7 @@ export function createSearchService(platform: Platform, options: SearchOptions =
     });
     if (stale.length > 0) {
       const fresh = await semantic!.modelVectors.coverage(semantic!.embeddings.id, stale);
-      for (const t of stale) coverageCache.set(keyOf(t), { at: now, value: fresh.get(coverageKey(t)) ?? { embedded: 0, failed: 0, total: 0 } });
-      if (coverageCache.size > 1000) coverageCache.delete(coverageCache.keys().next().value!);
+      for (const t of stale) remember(coverageCache, keyOf(t), { at: now, value: fresh.get(coverageKey(t)) ?? { embedded: 0, failed: 0, total: 0 } }, 1000);
     }
     return new Map(targets.map((t) => [coverageKey(t), coverageCache.get(keyOf(t))!.value]));
   }
@@ -324,8 +321,7 @@ export function createSearchService(platform: Platform, options: SearchOptions =
     if (!m) {
       m = platform.graph.importerCounts({ repoId: target.repositoryId, branch: target.branch });
       m.catch(() => importersByCommit.delete(key));
-      importersByCommit.set(key, m);
-      if (importersByCommit.size > 64) importersByCommit.delete(importersByCommit.keys().next().value!);
+      remember(importersByCommit, key, m, 64);
     }
     return m;
   }
@@ -521,6 +517,13 @@ export function createSearchService(platform: Platform, options: SearchOptions =
       return { hits, tookMs: Math.round(performance.now() - started), warnings };
     },
   };
+}
+
+/** Sets `key` in a map kept to `max` entries, the oldest going first; returns `value`. */
+function remember<K, V>(map: Map<K, V>, key: K, value: V, max: number): V {
+  map.set(key, value);
+  if (map.size > max) map.delete(map.keys().next().value!);
+  return value;
 }
 
 function dot(a: number[], b: number[]): number {

@@ -18,17 +18,6 @@ export interface SemanticCoverage {
   total: number;
 }
 
-export interface ChunkText {
-  id: string;
-  path: string;
-  symbol: string | null;
-  kind: string;
-  language: string | null;
-  startLine: number;
-  endLine: number;
-  content: string;
-}
-
 const INSERT_ROWS = 1000;
 
 export const coverageKey = (ref: RepositoryBranchRef) => `${ref.repositoryId}\0${ref.branch}`;
@@ -51,25 +40,6 @@ export function createModelVectorRepository(pg: PostgresConnection) {
         [modelId, ref.repositoryId, ref.branch],
       );
       return rows;
-    },
-
-    /** The live chunks among `ids` with what the model reads of them; chunks replaced meanwhile are simply missing. */
-    async texts(ids: string[]): Promise<ChunkText[]> {
-      if (ids.length === 0) return [];
-      const { rows } = await pg.pool.query(
-        `SELECT id, path, symbol, kind, language, start_line, end_line, content FROM chunks WHERE id = ANY($1)`,
-        [ids],
-      );
-      return rows.map((r) => ({
-        id: r.id,
-        path: r.path,
-        symbol: r.symbol,
-        kind: r.kind,
-        language: r.language,
-        startLine: r.start_line,
-        endLine: r.end_line,
-        content: r.content,
-      }));
     },
 
     /** Records vectors written (or chunks failed); rows of chunks a publish removed meanwhile are skipped, not errors. */

@@ -86,7 +86,8 @@ export function createSemanticEmbedHandler(deps: WorkerDeps & { semantic: Semant
         logger.info({ jobId: job.id, ...ref, embedded: embeddedNow, remaining: pending.length - from }, 'semantic embedding yields to other branches');
         return { ...progress, yielded: true, embeddedNow };
       }
-      const rows = await modelVectors.texts(pending.slice(from, from + PAGE).map((p) => p.id));
+      // Chunks a publish replaced meanwhile are simply not live any more.
+      const rows = await chunks.liveChunks(pending.slice(from, from + PAGE).map((p) => p.id));
       if (rows.length === 0) continue;
       const texts = rows.map((r) => semanticText(r));
       const hashes = texts.map(semanticTextHash);
