@@ -9,6 +9,7 @@ import { closeStores, createStores, type Stores } from './stores/stores.ts';
 import { createVectorStore, type VectorStore } from './stores/vector.store.ts';
 import { createModelVectorRepository, type ModelVectorRepository } from './stores/model-vector.repository.ts';
 import { OnnxEmbeddingProvider } from './embeddings/onnx.provider.ts';
+import { createAuditRepository, type AuditRepository } from './stores/audit.repository.ts';
 
 /**
  * The connections and repositories every process builds from its config.
@@ -24,6 +25,8 @@ export interface Platform {
   embeddings: EmbeddingProvider;
   vectors: VectorStore;
   graph: GraphStore;
+  /** The audit trail: admin actions and maintenance jobs. */
+  audit: AuditRepository;
   /**
    * The background tier of model vectors (shared/semantic/): the local model, its own Chroma collections and
    * the bookkeeping of which chunks it has embedded. Null when off (an API key is set, or SEMANTIC_MODEL=none).
@@ -75,6 +78,7 @@ export function createPlatform(
     embeddings,
     vectors: createVectorStore(stores.chroma, embeddings.id),
     graph: createGraphStore(stores.neo4j, config.databaseSchema),
+    audit: createAuditRepository(stores.postgres),
     semantic,
     close: () =>
       (closed ??= (async () => {

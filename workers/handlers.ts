@@ -14,6 +14,10 @@ import { createEmbedBatchHandler } from './jobs/embed-batch.job.ts';
 import { createGraphBatchHandler } from './jobs/graph-batch.job.ts';
 import { createIndexRepositoryHandler } from './jobs/index-repository.job.ts';
 import { createSemanticEmbedHandler } from './jobs/semantic-embed.job.ts';
+import { createBackupHandlers } from './jobs/backup.job.ts';
+import { createSecretRotateHandler } from './jobs/secret-rotate.job.ts';
+import type { AuditRepository } from '../shared/stores/audit.repository.ts';
+import type { Platform } from '../shared/platform.ts';
 import { UnrecoverableError } from 'bullmq';
 import type { SemanticTier } from '../shared/platform.ts';
 import type { QueueRegistry } from '../shared/queue/queues.ts';
@@ -32,6 +36,9 @@ export interface WorkerDeps {
   /** The local model's background tier; null when off. */
   semantic: SemanticTier | null;
   enqueue: QueueRegistry['enqueue'];
+  audit: AuditRepository;
+  /** The whole platform, for maintenance jobs that read and write every store (backups, rotation). */
+  platform: Platform;
 }
 
 export type Handler = (job: Job, token?: string) => Promise<unknown>;
@@ -56,6 +63,7 @@ function withModelTierFollowUp(deps: WorkerDeps, handler: Handler): Handler {
 
 /** Maps every job in the registry to its handler; a missing entry is a compile error. */
 export function createHandlers(deps: WorkerDeps & { queues: Record<'embed' | 'graph', Queue> }): Handlers {
+  const backups = createBackupHandlers(deps);
   return {
     'index-repository': withModelTierFollowUp(deps, createIndexRepositoryHandler({ ...deps, embedQueue: deps.queues.embed, graphQueue: deps.queues.graph }) as Handler),
     'embed-batch': createEmbedBatchHandler(deps) as Handler,
@@ -66,5 +74,10 @@ export function createHandlers(deps: WorkerDeps & { queues: Record<'embed' | 'gr
           // Queued by a process that has the tier on (or before it was turned off): nothing to fill in here.
           throw new UnrecoverableError('the local model tier is off in this worker (an API key is set, or SEMANTIC_MODEL=none)');
         },
+    'backup-create': backups['backup-create'] as Handler,
+    'backup-verify': backups['backup-verify'] as Handler,
+    'backup-prune': backups['backup-prune'] as Handler,
+    'repository-poll': backups['repository-poll'] as Handler,
+    'secret-rotate': createSecretRotateHandler(deps) as Handler,
   };
 }

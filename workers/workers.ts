@@ -12,6 +12,8 @@ function concurrencyFor(queue: QueueName, base: number): number {
   if (queue === 'index') return Math.max(1, Math.ceil(base / 2));
   // The model already spreads one pass over its threads: a second job would only take turns with the first.
   if (queue === 'semantic') return 1;
+  // Backups, restores and rotations each touch every store: one at a time per worker.
+  if (queue === 'maintenance') return 1;
   return base;
 }
 
@@ -36,6 +38,8 @@ export function startWorkers(
     graphExtractor: deps.graphExtractor,
     semantic: deps.semantic,
     enqueue: deps.queues.enqueue,
+    audit: deps.audit,
+    platform: deps,
     queues: deps.queues.queues,
   });
   const queues = deps.queuesToRun ?? QUEUE_NAMES;

@@ -90,6 +90,53 @@ export const JOBS = {
     },
     dedupKey: (d) => `semantic:${d.repositoryId}:${d.branch}`,
   }),
+  /**
+   * Maintenance (queue `maintenance`, one at a time per worker): backups, their verification and pruning,
+   * secret rotation and the poll of repositories without a webhook. Each can be queued on demand (CLI, admin
+   * API) or by a job scheduler the workers upsert from config at start; `actor` says which, for the audit trail.
+   */
+  'backup-create': defineJob({
+    queue: 'maintenance',
+    schema: z.object({
+      /** One instance, or every instance when left out. */
+      instance: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/).optional(),
+      actor: z.string().min(1).max(200).default('schedule:backup'),
+    }),
+    options: { attempts: 2, backoff: { type: 'exponential', delay: 30_000 }, removeOnComplete: { age: 30 * 24 * 3600, count: 500 }, removeOnFail: { age: 30 * 24 * 3600 } },
+    dedupKey: (d) => `backup:${d.instance ?? '*'}`,
+  }),
+  'backup-verify': defineJob({
+    queue: 'maintenance',
+    schema: z.object({
+      /** A file name in BACKUP_DIR; the newest set when left out. */
+      file: z.string().regex(/^[A-Za-z0-9._-]+\.tar\.gz$/).optional(),
+      actor: z.string().min(1).max(200).default('schedule:backup-verify'),
+    }),
+    options: { attempts: 1, removeOnComplete: { age: 30 * 24 * 3600, count: 500 }, removeOnFail: { age: 30 * 24 * 3600 } },
+    dedupKey: (d) => `backup-verify:${d.file ?? 'newest'}`,
+  }),
+  'backup-prune': defineJob({
+    queue: 'maintenance',
+    schema: z.object({ actor: z.string().min(1).max(200).default('schedule:backup-prune') }),
+    options: { attempts: 2, removeOnComplete: { age: 30 * 24 * 3600, count: 500 }, removeOnFail: { age: 30 * 24 * 3600 } },
+    dedupKey: () => 'backup-prune',
+  }),
+  'secret-rotate': defineJob({
+    queue: 'maintenance',
+    schema: z.object({
+      /** A secret's name, or 'all' for every secret the platform manages. */
+      name: z.string().min(1).max(100).default('all'),
+      actor: z.string().min(1).max(200).default('schedule:secret-rotate'),
+    }),
+    options: { attempts: 1, removeOnComplete: { age: 30 * 24 * 3600, count: 500 }, removeOnFail: { age: 30 * 24 * 3600 } },
+    dedupKey: (d) => `secret-rotate:${d.name}`,
+  }),
+  'repository-poll': defineJob({
+    queue: 'maintenance',
+    schema: z.object({ actor: z.string().min(1).max(200).default('schedule:repository-poll') }),
+    options: { attempts: 1, removeOnComplete: { age: 24 * 3600, count: 200 }, removeOnFail: { age: 7 * 24 * 3600 } },
+    dedupKey: () => 'repository-poll',
+  }),
 } satisfies Record<string, JobSpec>;
 
 export type JobName = keyof typeof JOBS;
