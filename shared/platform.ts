@@ -10,6 +10,7 @@ import { createVectorStore, type VectorStore } from './stores/vector.store.ts';
 import { createModelVectorRepository, type ModelVectorRepository } from './stores/model-vector.repository.ts';
 import { OnnxEmbeddingProvider } from './embeddings/onnx.provider.ts';
 import { createAuditRepository, type AuditRepository } from './stores/audit.repository.ts';
+import { openSecretSources, type SecretSources } from './secrets/secret-sources.ts';
 
 /**
  * The connections and repositories every process builds from its config.
@@ -32,6 +33,8 @@ export interface Platform {
    * the bookkeeping of which chunks it has embedded. Null when off (an API key is set, or SEMANTIC_MODEL=none).
    */
   semantic: SemanticTier | null;
+  /** Credentials read from files (`*_FILE`): the connections follow them through rotations (shared/secrets/). */
+  secrets: SecretSources;
   close(): Promise<void>;
 }
 
@@ -60,7 +63,8 @@ export function createPlatform(
   logger: Logger,
   overrides: { embeddings?: EmbeddingProvider; semanticEmbeddings?: SemanticTier['embeddings'] } = {},
 ): Platform {
-  const stores = createStores(config, logger);
+  const secrets = openSecretSources(config);
+  const stores = createStores(config, logger, secrets);
   const queues = createQueues(stores.redis.client, config.queuePrefix);
   const embeddings = overrides.embeddings ?? createEmbeddingProvider(embeddingConfigFrom(config), logger);
   let semantic: SemanticTier | null = null;
@@ -80,6 +84,7 @@ export function createPlatform(
     graph: createGraphStore(stores.neo4j, config.databaseSchema),
     audit: createAuditRepository(stores.postgres),
     semantic,
+    secrets,
     close: () =>
       (closed ??= (async () => {
         await queues.close();

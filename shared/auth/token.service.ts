@@ -57,6 +57,8 @@ export interface TokenRecord {
   expiresAt: Date | null;
   lastUsedAt: Date | null;
   revokedAt: Date | null;
+  /** Set for tokens marked for rotation: `secrets rotate` renews a value this old (shared/secrets/). */
+  rotateEveryMs: number | null;
   /** Values this token had before a rotation that are still accepted, each until `validUntil`. */
   previousValues: { validUntil: Date; lastUsedAt: Date | null }[];
 }
@@ -66,6 +68,8 @@ export interface NewToken {
   scopes: string[];
   instances: string[];
   expiresInMs?: number;
+  /** Marks the token for rotation: `secrets rotate` gives it a new value once the current one is this old. */
+  rotateEveryMs?: number;
   /** Who asks, for the audit log: the acting token's name, or 'cli'. Recorded as 'unknown' when left out. */
   actor?: string;
 }
@@ -169,7 +173,7 @@ function expiryFrom(now: Date, ms: number, what: string): Date {
 /** Channel the api_tokens trigger notifies on (migration `tokens_notify`), with the schema as payload. */
 const TOKENS_CHANNEL = 'pk_tokens_changed';
 
-const TOKEN_COLUMNS = 'id, name, scopes, instances, created_at, expires_at, last_used_at, revoked_at';
+const TOKEN_COLUMNS = 'id, name, scopes, instances, created_at, expires_at, last_used_at, revoked_at, rotate_every_ms';
 
 function statusOf(row: Record<string, unknown>, now: Date): TokenStatus {
   if (row.revoked_at) return 'revoked';
@@ -189,6 +193,7 @@ function toRecord(row: Record<string, unknown>, now: Date): TokenRecord {
     expiresAt: row.expires_at as Date | null,
     lastUsedAt: row.last_used_at as Date | null,
     revokedAt: row.revoked_at as Date | null,
+    rotateEveryMs: row.rotate_every_ms === null || row.rotate_every_ms === undefined ? null : Number(row.rotate_every_ms),
     previousValues: previous.map((p) => ({ validUntil: new Date(p.validUntil), lastUsedAt: p.lastUsedAt ? new Date(p.lastUsedAt) : null })),
   };
 }
@@ -260,13 +265,13 @@ export function createTokenService(pg: PostgresConnection, options: TokenService
 
   async function insertToken(
     db: Queryable,
-    values: { name: string; token: string; scopes: Scope[]; instances: string[]; createdAt: Date; expiresAt: Date | null; rotatedFrom?: number },
+    values: { name: string; token: string; scopes: Scope[]; instances: string[]; createdAt: Date; expiresAt: Date | null; rotatedFrom?: number; rotateEveryMs?: number | null },
   ): Promise<number> {
     try {
       const { rows } = await db.query(
-        `INSERT INTO api_tokens (name, token_hash, scopes, instances, created_at, expires_at, rotated_from)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-        [values.name, hashToken(values.token), values.scopes, values.instances, values.createdAt, values.expiresAt, values.rotatedFrom ?? null],
+        `INSERT INTO api_tokens (name, token_hash, scopes, instances, created_at, expires_at, rotated_from, rotate_every_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+        [values.name, hashToken(values.token), values.scopes, values.instances, values.createdAt, values.expiresAt, values.rotatedFrom ?? null, values.rotateEveryMs ?? null],
       );
       return Number(rows[0].id);
     } catch (err) {
@@ -285,6 +290,7 @@ export function createTokenService(pg: PostgresConnection, options: TokenService
     const instances = validateInstances(input.instances, configured);
     const now = clock();
     const expiresAt = input.expiresInMs === undefined ? null : expiryFrom(now, input.expiresInMs, 'expiry');
+    if (input.rotateEveryMs !== undefined) expiryFrom(now, input.rotateEveryMs, 'the rotation period');
     const token = generateToken();
     return transaction(async (client) => {
       const existing = await client.query(
@@ -292,8 +298,8 @@ export function createTokenService(pg: PostgresConnection, options: TokenService
         [name],
       );
       if (existing.rows[0]) throw nameTaken(name, existing.rows[0].expires_at as Date | null, now);
-      const id = await insertToken(client, { name, token, scopes, instances, createdAt: now, expiresAt });
-      await audit(client, now, input.actor ?? 'unknown', 'token.create', name, { tokenId: id, scopes, instances, expiresAt });
+      const id = await insertToken(client, { name, token, scopes, instances, createdAt: now, expiresAt, rotateEveryMs: input.rotateEveryMs ?? null });
+      await audit(client, now, input.actor ?? 'unknown', 'token.create', name, { tokenId: id, scopes, instances, expiresAt, ...(input.rotateEveryMs ? { rotateEveryMs: input.rotateEveryMs } : {}) });
       return { token, record: await currentRecord(client, now, name) };
     });
   }
@@ -322,9 +328,14 @@ export function createTokenService(pg: PostgresConnection, options: TokenService
 
   /**
    * Issues a new value for a token with the same scopes and instances. The old
-   * value stays valid for `graceMs` (0: invalid at once), never beyond its own expiry.
+   * value stays valid for `graceMs` (0: invalid at once), never beyond its own expiry. `beforeCommit` runs
+   * with the new value inside the transaction: when it throws (the secrets file could not be written),
+   * nothing changes.
    */
-  async function rotate(name: string, opts: { graceMs?: number; expiresInMs?: number; actor?: string } = {}): Promise<IssuedToken> {
+  async function rotate(
+    name: string,
+    opts: { graceMs?: number; expiresInMs?: number; actor?: string; beforeCommit?: (token: string) => Promise<void> } = {},
+  ): Promise<IssuedToken> {
     const graceMs = opts.graceMs ?? 0;
     if (!Number.isSafeInteger(graceMs) || graceMs < 0) throw badRequest('grace must be zero or a positive duration');
     if (name === BOOTSTRAP_ADMIN_NAME) {
@@ -334,7 +345,7 @@ export function createTokenService(pg: PostgresConnection, options: TokenService
     const token = generateToken();
     return transaction(async (client) => {
       const { rows } = await client.query(
-        `SELECT id, scopes, instances, expires_at FROM api_tokens
+        `SELECT id, scopes, instances, expires_at, rotate_every_ms FROM api_tokens
          WHERE name = $1 AND revoked_at IS NULL AND rotated_at IS NULL FOR UPDATE`,
         [name],
       );
@@ -357,6 +368,7 @@ export function createTokenService(pg: PostgresConnection, options: TokenService
         createdAt: now,
         expiresAt,
         rotatedFrom: Number(old.id),
+        rotateEveryMs: old.rotate_every_ms === null ? null : Number(old.rotate_every_ms),
       });
       await audit(client, now, opts.actor ?? 'unknown', 'token.rotate', name, {
         tokenId: id,
@@ -364,6 +376,7 @@ export function createTokenService(pg: PostgresConnection, options: TokenService
         previousValidUntil: validUntil,
         expiresAt,
       });
+      await opts.beforeCommit?.(token);
       return { token, record: await currentRecord(client, now, name) };
     });
   }

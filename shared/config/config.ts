@@ -40,6 +40,18 @@ const bool = z
   .transform((v) => (v === '' ? undefined : ['true', '1', 'yes'].includes(v)))
   .optional();
 
+const optionalPath = z
+  .string()
+  .transform((v) => (v === '' ? undefined : v))
+  .optional();
+const DURATION_UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
+/** `90m`, `24h`, `7d` (also s, w), in milliseconds. */
+const duration = z
+  .string()
+  .trim()
+  .regex(/^\d{1,9}[smhdw]$/, 'must be a whole number and a unit s, m, h, d or w (e.g. 24h, 7d)')
+  .transform((v) => Number(v.slice(0, -1)) * DURATION_UNIT_MS[v.slice(-1) as keyof typeof DURATION_UNIT_MS]);
+
 export const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -74,6 +86,16 @@ export const envSchema = z.object({
     .transform((v) => (v === '' ? undefined : v))
     .optional(),
   METRICS_PORT: z.preprocess((v) => (v === '' ? undefined : v), port.optional()),
+
+  // Secrets read from files (Docker/Kubernetes secrets style): a file wins over the value in the URL or variable.
+  SECRETS_DIR: optionalPath,
+  DATABASE_PASSWORD_FILE: optionalPath,
+  NEO4J_PASSWORD_FILE: optionalPath,
+  REDIS_PASSWORD_FILE: optionalPath,
+  WEBHOOK_SECRET_FILE: optionalPath,
+  WEBHOOK_SECRET_GRACE: duration.default(7 * 86_400_000),
+  TOKEN_ROTATION_GRACE: duration.default(24 * 3_600_000),
+  SECRET_ROTATION_VERIFY_TIMEOUT_MS: positiveInt.min(1000).default(30000),
 
   REDIS_URL: optionalUrl,
   DATABASE_URL: optionalUrl,
@@ -192,6 +214,8 @@ export interface Config extends StoreUrls {
     maxRetries: number;
     localDimensions: number;
   };
+  /** Secrets read from files, and their rotation (shared/secrets/). */
+  secrets: SecretsConfig;
   /** The background tier of model vectors; null when off (an API key is set, or SEMANTIC_MODEL=none). */
   semantic: {
     model: LocalModelName;
@@ -201,6 +225,19 @@ export interface Config extends StoreUrls {
     /** How long one job embeds a branch before it hands over to other branches (default two minutes). */
     sliceMs?: number;
   } | null;
+}
+
+export interface SecretsConfig {
+  /** One file per secret (SECRETS_DIR, default <PK_DATA_DIR>/secrets): rotation writes new values here. */
+  dir: string;
+  /** Files the connections read their current credential from (`*_FILE`); each wins over the URL's password. */
+  files: { databasePassword?: string; neo4jPassword?: string; redisPassword?: string; webhookSecret?: string };
+  /** How long a rotated webhook secret's old value is still accepted. */
+  webhookGraceMs: number;
+  /** How long a rotated API token's old value is still accepted. */
+  tokenGraceMs: number;
+  /** How long a rotation waits for every live process to load the new value before it rolls back. */
+  verifyTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -273,7 +310,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const neo4jUri = pick('NEO4J_URI', e.NEO4J_URI, stack.neo4j?.url);
   const neo4jFromStack = !e.NEO4J_URI && stack.neo4j;
   const neo4jPassword = e.NEO4J_PASSWORD ?? (neo4jFromStack ? stack.neo4j?.password : undefined);
-  if (neo4jPassword === undefined && neo4jUri) problems.push('NEO4J_PASSWORD is not set (required with NEO4J_URI)');
+  // A `*_FILE` holds the credential as it is now; connections re-read it after a rotation (shared/secrets/).
+  const fromFile = (name: string, file: string | undefined): string | undefined => {
+    if (!file) return undefined;
+    try {
+      const value = readFileSync(path.resolve(PACKAGE_ROOT, file), 'utf8').replace(/\r?\n$/, '');
+      if (value === '') problems.push(`${name} ${file} is empty`);
+      return value;
+    } catch (err) {
+      problems.push(`${name} ${file}: ${(err as Error).message}`);
+      return undefined;
+    }
+  };
+  const databasePassword = fromFile('DATABASE_PASSWORD_FILE', e.DATABASE_PASSWORD_FILE);
+  const redisPassword = fromFile('REDIS_PASSWORD_FILE', e.REDIS_PASSWORD_FILE);
+  const neo4jPasswordFromFile = fromFile('NEO4J_PASSWORD_FILE', e.NEO4J_PASSWORD_FILE);
+  const webhookSecretFromFile = fromFile('WEBHOOK_SECRET_FILE', e.WEBHOOK_SECRET_FILE);
+  if (neo4jPassword === undefined && neo4jPasswordFromFile === undefined && neo4jUri) problems.push('NEO4J_PASSWORD (or NEO4J_PASSWORD_FILE) is not set (required with NEO4J_URI)');
   const unknownStdio = e.MCP_STDIO_INSTANCES.filter((i) => !e.INSTANCES.includes(i));
   if (unknownStdio.length > 0) problems.push(`MCP_STDIO_INSTANCES: unknown instance(s) ${unknownStdio.join(', ')} (INSTANCES is ${e.INSTANCES.join(',')})`);
   if (problems.length > 0) throw new ConfigError(problems);
@@ -289,20 +342,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       rateLimitAnonymousPerMinute: e.RATE_LIMIT_ANONYMOUS_PER_MINUTE,
       bodyLimitBytes: e.BODY_LIMIT_BYTES,
     },
-    webhookSecret: e.WEBHOOK_SECRET,
+    webhookSecret: webhookSecretFromFile ?? e.WEBHOOK_SECRET,
     metricsPort: e.METRICS_PORT,
     logLevel: e.LOG_LEVEL,
     logPretty: e.LOG_PRETTY ?? Boolean(process.stdout.isTTY),
     dataDir,
     api: { host: e.API_HOST, port: e.API_PORT },
-    redisUrl,
-    databaseUrl,
+    redisUrl: withUrlPassword(redisUrl, redisPassword),
+    databaseUrl: withUrlPassword(databaseUrl, databasePassword),
     databaseSchema: e.DATABASE_SCHEMA,
     chromaUrl,
     chromaCollectionPrefix: e.CHROMA_COLLECTION_PREFIX,
     neo4jUri,
     neo4jUser: neo4jFromStack ? (stack.neo4j?.user ?? e.NEO4J_USER) : e.NEO4J_USER,
-    neo4jPassword: neo4jPassword ?? '',
+    neo4jPassword: neo4jPasswordFromFile ?? neo4jPassword ?? '',
     neo4jDatabase: e.NEO4J_DATABASE,
     queuePrefix: e.QUEUE_PREFIX,
     workerConcurrency: e.WORKER_CONCURRENCY,
@@ -323,7 +376,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       localDimensions: e.LOCAL_EMBEDDING_DIMENSIONS,
     },
     semantic: semanticConfig(e, dataDir),
+    secrets: {
+      dir: path.resolve(PACKAGE_ROOT, e.SECRETS_DIR ?? path.join(dataDir, 'secrets')),
+      files: {
+        ...(e.DATABASE_PASSWORD_FILE ? { databasePassword: path.resolve(PACKAGE_ROOT, e.DATABASE_PASSWORD_FILE) } : {}),
+        ...(e.NEO4J_PASSWORD_FILE ? { neo4jPassword: path.resolve(PACKAGE_ROOT, e.NEO4J_PASSWORD_FILE) } : {}),
+        ...(e.REDIS_PASSWORD_FILE ? { redisPassword: path.resolve(PACKAGE_ROOT, e.REDIS_PASSWORD_FILE) } : {}),
+        ...(e.WEBHOOK_SECRET_FILE ? { webhookSecret: path.resolve(PACKAGE_ROOT, e.WEBHOOK_SECRET_FILE) } : {}),
+      },
+      webhookGraceMs: e.WEBHOOK_SECRET_GRACE,
+      tokenGraceMs: e.TOKEN_ROTATION_GRACE,
+      verifyTimeoutMs: e.SECRET_ROTATION_VERIFY_TIMEOUT_MS,
+    },
   };
+}
+
+/** `url` with its password replaced by `password` (the URL as it is when there is none). */
+export function withUrlPassword(url: string, password: string | undefined): string {
+  if (password === undefined || url === '') return url;
+  const u = new URL(url);
+  u.password = encodeURIComponent(password);
+  return u.toString();
 }
 
 /**

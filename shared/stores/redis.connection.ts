@@ -1,6 +1,7 @@
 import { once as onceEvent } from 'node:events';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../logger.ts';
+import type { FileSecret } from '../secrets/secret-file.ts';
 import { once, type StoreConnection } from './store.ts';
 
 export interface RedisConnection extends StoreConnection {
@@ -14,14 +15,14 @@ export interface RedisConnection extends StoreConnection {
  * the shared client keeps it too so a Redis restart does not fail queued
  * commands, while ping() has its own timeout at the caller.
  */
-export function createRedisConnection(url: string, logger: Logger): RedisConnection {
+export function createRedisConnection(url: string, logger: Logger, password?: FileSecret): RedisConnection {
   const options: RedisOptions = {
     maxRetriesPerRequest: null,
     enableReadyCheck: true,
     lazyConnect: false,
     retryStrategy: (attempt) => Math.min(attempt * 200, 5000),
   };
-  const client = new Redis(url, options);
+  const client = password ? followSecret(new Redis(url, options), password) : new Redis(url, options);
   let lastError = '';
   client.on('error', (err: Error) => {
     // Without a listener ioredis would crash the process; log each distinct cause once per outage.
@@ -55,6 +56,26 @@ export function createRedisConnection(url: string, logger: Logger): RedisConnect
       await Promise.all(owned.map(closeClient));
     }),
   };
+}
+
+/**
+ * Makes `client`, and every copy made from it (ours, and the blocking connections BullMQ duplicates for its
+ * workers), authenticate with the file's current password (REDIS_PASSWORD_FILE) on every connect and
+ * reconnect. ioredis reads `options.password` when it connects, so it becomes a getter; a connection already
+ * authenticated stays so (Redis checks passwords at AUTH only). A refused AUTH leaves an ioredis connection
+ * open but unauthenticated: the secret re-reads its file and, with a new value, the connection starts over.
+ */
+function followSecret(client: Redis, secret: FileSecret): Redis {
+  Object.defineProperty(client.options, 'password', { get: () => secret.value, set: () => undefined, enumerable: true, configurable: true });
+  const duplicate = client.duplicate.bind(client);
+  client.duplicate = (override?: Partial<RedisOptions>) => followSecret(duplicate(override), secret);
+  client.on('error', (err: Error) => {
+    if (!/WRONGPASS|invalid password|NOAUTH/i.test(err.message)) return;
+    const refused = secret.value;
+    secret.authFailed(refused);
+    if (secret.value !== refused) client.disconnect(true);
+  });
+  return client;
 }
 
 /**

@@ -5,6 +5,7 @@ import { createNeo4jConnection, type Neo4jConnection } from './neo4j.connection.
 import { createPostgresConnection, type PostgresConnection } from './postgres.connection.ts';
 import { createRedisConnection, type RedisConnection } from './redis.connection.ts';
 import type { StoreConnection, StoreName } from './store.ts';
+import type { SecretSources } from '../secrets/secret-sources.ts';
 
 export interface Stores {
   redis: RedisConnection;
@@ -27,11 +28,11 @@ type StoresConfig = Pick<
 >;
 
 /** Opens every store. Connections are lazy or retrying: a store that is down does not stop the process. */
-export function createStores(config: StoresConfig, logger: Logger): Stores {
+export function createStores(config: StoresConfig, logger: Logger, secrets: SecretSources = {}): Stores {
   return {
-    redis: createRedisConnection(config.redisUrl, logger.child({ store: 'redis' })),
+    redis: createRedisConnection(config.redisUrl, logger.child({ store: 'redis' }), secrets.redis),
     postgres: createPostgresConnection(
-      { url: config.databaseUrl, schema: config.databaseSchema },
+      { url: config.databaseUrl, schema: config.databaseSchema, ...(secrets.postgres ? { password: secrets.postgres } : {}) },
       logger.child({ store: 'postgres' }),
     ),
     chroma: createChromaConnection({ url: config.chromaUrl, collectionPrefix: config.chromaCollectionPrefix }),
@@ -40,6 +41,7 @@ export function createStores(config: StoresConfig, logger: Logger): Stores {
       user: config.neo4jUser,
       password: config.neo4jPassword,
       database: config.neo4jDatabase,
+      ...(secrets.neo4j ? { passwordFile: secrets.neo4j } : {}),
     }),
   };
 }

@@ -87,15 +87,34 @@ function gitlabPush(payload: Record<string, unknown>): PushInfo {
 export function createWebhookService(platform: Platform, options: { globalSecret: string | undefined }) {
   const pg = platform.stores.postgres.pool;
 
-  async function candidates(urls: string[]): Promise<Array<Repository & { webhookSecret: string | null }>> {
+  /** Matching repositories, each with the secrets it accepts now: its own, and its previous one until that one's deadline. */
+  async function candidates(urls: string[]): Promise<Array<Repository & { webhookSecrets: string[] }>> {
     const wanted = new Set(urls.map(normalizeRepoUrl).filter((u): u is string => u !== null));
     if (wanted.size === 0) return [];
-    const { rows } = await pg.query<{ id: string; source_url: string; webhook_secret: string | null }>(
-      `SELECT id, source_url, webhook_secret FROM repositories WHERE source_url IS NOT NULL`,
+    const { rows } = await pg.query<{ id: string; source_url: string; webhook_secret: string | null; previous: string | null }>(
+      `SELECT id, source_url, webhook_secret,
+              CASE WHEN previous_webhook_secret_until > now() THEN previous_webhook_secret END AS previous
+         FROM repositories WHERE source_url IS NOT NULL`,
     );
     const matches = rows.filter((r) => wanted.has(normalizeRepoUrl(r.source_url) ?? ''));
     const repos = await Promise.all(matches.map((m) => platform.repositories.findById(Number(m.id))));
-    return repos.flatMap((r, i) => (r ? [{ ...r, webhookSecret: matches[i]!.webhook_secret }] : []));
+    return repos.flatMap((r, i) => {
+      const m = matches[i]!;
+      return r ? [{ ...r, webhookSecrets: [m.webhook_secret, m.previous].filter((x): x is string => !!x) }] : [];
+    });
+  }
+
+  /**
+   * The global secrets accepted now: WEBHOOK_SECRET_FILE's value as this process last read it (a rotation
+   * tells every process to re-read it), else WEBHOOK_SECRET; and a rotated-away value until its deadline.
+   */
+  async function globalSecrets(): Promise<string[]> {
+    const current = platform.secrets?.webhook?.value ?? options.globalSecret;
+    if (!platform.secrets?.webhook) return current ? [current] : [];
+    const { rows } = await pg.query<{ previous_value: string }>(
+      `SELECT previous_value FROM secret_grace WHERE name = 'webhook-secret' AND valid_until > now()`,
+    );
+    return [current, rows[0]?.previous_value].filter((x): x is string => !!x);
   }
 
   /** Records a delivery once; false when this delivery id was seen before. */
@@ -128,8 +147,8 @@ export function createWebhookService(platform: Platform, options: { globalSecret
     const push = provider === 'github' ? githubPush(payload) : gitlabPush(payload);
     const repos = await candidates(push.urls);
     // The secret of the repository the payload names, else the global one; nothing is trusted before one verifies.
-    const verified = repos.find((r) => r.webhookSecret && input.verify(r.webhookSecret));
-    const globallyVerified = !verified && options.globalSecret !== undefined && input.verify(options.globalSecret);
+    const verified = repos.find((r) => r.webhookSecrets.some((secret) => input.verify(secret)));
+    const globallyVerified = !verified && (await globalSecrets()).some((secret) => input.verify(secret));
     if (!verified && !globallyVerified) {
       return { status: 401, outcome: 'bad_signature', message: provider === 'github' ? 'X-Hub-Signature-256 does not match' : 'X-Gitlab-Token does not match' };
     }
