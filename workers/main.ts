@@ -7,6 +7,7 @@ import { createPlatform } from '../shared/platform.ts';
 import { createShutdown, onSignals } from '../shared/shutdown.ts';
 import { startWorkers } from './workers.ts';
 import { loadSemanticModel } from '../shared/semantic/load.ts';
+import { upsertSchedules } from './schedules.ts';
 
 /** Composition root of the worker process: one BullMQ worker pool per queue. */
 async function main(): Promise<void> {
@@ -19,6 +20,7 @@ async function main(): Promise<void> {
   await loadSemanticModel(platform, logger);
   const chunker = await createChunker({ maxChunkChars: config.index.maxChunkChars });
   const workers = startWorkers({ ...platform, logger, chunker, graphExtractor: createGraphExtractor() });
+  await upsertSchedules(platform.queues, config, logger);
 
   const shutdown = createShutdown(
     logger,

@@ -20,6 +20,7 @@ export const PACKAGE_ROOT = ((): string => {
   return process.cwd();
 })();
 import { z } from 'zod';
+import { CronExpressionParser } from 'cron-parser';
 
 /**
  * Every environment variable the platform reads, in one schema. Parsed once by
@@ -39,6 +40,20 @@ const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
   .transform((v) => (v === '' ? undefined : ['true', '1', 'yes'].includes(v)))
   .optional();
+
+/** A cron expression (5 or 6 fields), or empty for "off". */
+const cron = z
+  .string()
+  .trim()
+  .refine((v) => {
+    if (v === '') return true;
+    try {
+      CronExpressionParser.parse(v);
+      return v.split(/\s+/).length >= 5;
+    } catch {
+      return false;
+    }
+  }, 'is not a cron expression (e.g. "0 3 * * *"; empty turns it off)');
 
 const optionalPath = z
   .string()
@@ -156,6 +171,30 @@ export const envSchema = z.object({
   SEMANTIC_THREADS: z.preprocess((v) => (v === '' ? undefined : v), z.coerce.number().int().positive().max(64).optional()),
   SEMANTIC_BATCH: positiveInt.max(128).default(8),
 
+  // Backups (sets of every store) and the schedules the workers keep (cron, in SCHEDULE_TZ; empty: off).
+  BACKUP_DIR: z
+    .string()
+    .transform((v) => (v === '' ? undefined : v))
+    .optional(),
+  BACKUP_KEEP_DAILY: z.coerce.number().int().min(0).max(366).default(7),
+  BACKUP_KEEP_WEEKLY: z.coerce.number().int().min(0).max(520).default(4),
+  BACKUP_CRON: cron.default('0 3 * * *'),
+  BACKUP_PRUNE_CRON: cron.default('30 3 * * *'),
+  BACKUP_VERIFY_CRON: cron.default('0 4 * * 0'),
+  SECRET_ROTATION_CRON: cron.default(''),
+  REPOSITORY_POLL_CRON: cron.default('*/15 * * * *'),
+  SCHEDULE_TZ: z
+    .string()
+    .default('UTC')
+    .refine((tz) => {
+      try {
+        new Intl.DateTimeFormat('en-US', { timeZone: tz });
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'is not a time zone (e.g. UTC, Europe/Berlin)'),
+
   READY_CHECK_TIMEOUT_MS: positiveInt.default(2000),
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(10000),
 
@@ -214,6 +253,9 @@ export interface Config extends StoreUrls {
     maxRetries: number;
     localDimensions: number;
   };
+  backup: { dir: string; keepDaily: number; keepWeekly: number };
+  /** Cron expressions of the workers' job schedulers ('' = off), in `timeZone`. */
+  schedules: { timeZone: string; backup: string; prune: string; verify: string; secretRotation: string; repositoryPoll: string };
   /** Secrets read from files, and their rotation (shared/secrets/). */
   secrets: SecretsConfig;
   /** The background tier of model vectors; null when off (an API key is set, or SEMANTIC_MODEL=none). */
@@ -374,6 +416,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       concurrency: e.EMBEDDING_CONCURRENCY,
       maxRetries: e.EMBEDDING_MAX_RETRIES,
       localDimensions: e.LOCAL_EMBEDDING_DIMENSIONS,
+    },
+    backup: { dir: path.resolve(PACKAGE_ROOT, e.BACKUP_DIR ?? path.join(dataDir, 'backups')), keepDaily: e.BACKUP_KEEP_DAILY, keepWeekly: e.BACKUP_KEEP_WEEKLY },
+    schedules: {
+      timeZone: e.SCHEDULE_TZ,
+      backup: e.BACKUP_CRON,
+      prune: e.BACKUP_PRUNE_CRON,
+      verify: e.BACKUP_VERIFY_CRON,
+      secretRotation: e.SECRET_ROTATION_CRON,
+      repositoryPoll: e.REPOSITORY_POLL_CRON,
     },
     semantic: semanticConfig(e, dataDir),
     secrets: {

@@ -1,3 +1,4 @@
+import { withPublishBarrier } from '../backup/barrier.ts';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { AppError, badRequest, conflict, notFound } from '../errors.ts';
@@ -136,9 +137,12 @@ export function createRepositoryService(platform: Platform) {
     /** Removes a repository from every store: Postgres rows, its vectors, its Git mirror. */
     async remove(name: string): Promise<void> {
       const repo = await get(name);
-      await platform.vectors.deleteRepository(repo.id);
-      await platform.graph.deleteRepository(repo.id);
-      await repositories.delete(repo.id);
+      // Not while a backup is taking its set (it would find the rows but not the vectors).
+      await withPublishBarrier(platform.stores.postgres, async () => {
+        await platform.vectors.deleteRepository(repo.id);
+        await platform.graph.deleteRepository(repo.id);
+        await repositories.delete(repo.id);
+      });
       await workspaceFor(repo, { workspaceDir: config.workspaceDir, gitToken: undefined }).remove();
     },
 

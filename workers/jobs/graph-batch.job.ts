@@ -2,6 +2,7 @@ import type { Job } from 'bullmq';
 import { JOBS } from '../../shared/queue/jobs.ts';
 import type { JobData } from '../../shared/queue/queues.ts';
 import type { WorkerDeps } from '../handlers.ts';
+import { withPublishBarrier } from '../../shared/backup/barrier.ts';
 
 /**
  * Writes one staged slice of the code graph (files, their symbols and
@@ -15,7 +16,8 @@ export function createGraphBatchHandler(deps: WorkerDeps) {
     const files = await deps.chunks.stagedGraphBatch(data.runId, data.batch);
     if (files.length === 0) return { files: 0, nodes: 0, edges: 0 };
     const repo = await deps.repositories.findById(data.repositoryId);
-    const written = await deps.graph.replaceFiles({ repoId: data.repositoryId, branch: data.branch }, repo?.name ?? String(data.repositoryId), files);
+    // The live graph moves here: a backup in progress holds this back (briefly) so its graph matches its rows.
+    const written = await withPublishBarrier(deps.stores.postgres, () => deps.graph.replaceFiles({ repoId: data.repositoryId, branch: data.branch }, repo?.name ?? String(data.repositoryId), files));
     return { files: files.length, ...written };
   };
 }

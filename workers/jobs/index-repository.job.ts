@@ -4,6 +4,7 @@ import { IndexInputError, prepareRun, type IndexProgress } from '../../shared/in
 import { JOBS } from '../../shared/queue/jobs.ts';
 import type { JobData } from '../../shared/queue/queues.ts';
 import type { WorkerDeps } from '../handlers.ts';
+import { withPublishBarrier } from '../../shared/backup/barrier.ts';
 
 type IndexData = JobData<'index-repository'>;
 
@@ -146,40 +147,45 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
       // Graph first: files that went away lose their nodes, then calls and inheritance are re-resolved for
       // every file the run touched and every file importing one of them (their calls may point into them).
       // The scope is kept in the job: publishing clears the staging it comes from, and a retry needs it.
-      const scope = { repoId: data.repositoryId, branch: data.branch };
+      // Everything that moves the published state (graph, rows, vectors) happens under the publish barrier:
+      // a backup in progress holds it for the length of its set, so its three stores show the same commit.
       const took = (started: number) => Math.round(performance.now() - started);
-      const scopeStarted = performance.now();
-      let resolveScope = (job.data as IndexData).graphScope;
-      if (!resolveScope) {
-        const { written, removed } = await chunks.stagedGraphChanges(job.id!);
-        // A branch never published before has no graph of its own to keep consistent: nothing outside this
-        // run imports its files, and no placeholder predates it (each import this run wrote still holds its own).
-        const firstIndex = !(await repositories.getBranch(data.repositoryId, data.branch))?.indexedCommit;
-        const dependents = firstIndex ? [] : await deps.graph.dependentsOf(scope, [...written, ...removed]);
-        if (!firstIndex || removed.length > 0) await deps.graph.deleteFiles(scope, removed);
-        const gone = new Set(removed);
-        resolveScope = [...new Set([...written, ...dependents])].filter((p) => !gone.has(p));
-        await job.updateData({ ...(job.data as IndexData), graphScope: resolveScope });
-      }
-      const scopeMs = took(scopeStarted);
-      // Neo4j and Postgres work side by side (two cores); each is idempotent, so a retry redoes both safely.
-      const publishStarted = performance.now();
-      const [{ removedIds, postgresMs }, graphMs] = await Promise.all([
-        chunks.publish({ runId: job.id!, repositoryId: data.repositoryId, branch: data.branch, commit }).then((r) => ({ ...r, postgresMs: took(publishStarted) })),
-        deps.graph.resolveEdges(scope, resolveScope).then(() => took(publishStarted)),
-      ]);
-      // After the commit: a vector left behind by a failure here is not live in Postgres, so no search returns it.
-      await deps.vectors.delete({ repositoryId: data.repositoryId, branch: data.branch }, removedIds).catch((err) => logger.warn({ err: errorMessage(err) }, 'could not remove replaced vectors'));
-      await deps.semantic?.vectors
-        .delete({ repositoryId: data.repositoryId, branch: data.branch }, removedIds)
-        .catch((err) => logger.warn({ err: errorMessage(err) }, 'could not remove replaced model vectors'));
-      if (data.restageAll) {
-        // The branch is whole in this embedding space now; its vectors of an earlier model are dead weight.
-        await deps.vectors
-          .deleteOtherModels({ repositoryId: data.repositoryId, branch: data.branch }, deps.semantic ? [deps.semantic.embeddings.id] : [])
-          .then((models) => models.length > 0 && logger.info({ jobId: job.id, repositoryId: data.repositoryId, branch: data.branch, models }, 'removed the vectors of earlier embedding models'))
-          .catch((err) => logger.warn({ err: errorMessage(err) }, 'could not remove the vectors of earlier embedding models'));
-      }
+      const { scopeMs, publishStarted, postgresMs, graphMs } = await withPublishBarrier(stores.postgres, async () => {
+        const scope = { repoId: data.repositoryId, branch: data.branch };
+        const scopeStarted = performance.now();
+        let resolveScope = (job.data as IndexData).graphScope;
+        if (!resolveScope) {
+          const { written, removed } = await chunks.stagedGraphChanges(job.id!);
+          // A branch never published before has no graph of its own to keep consistent: nothing outside this
+          // run imports its files, and no placeholder predates it (each import this run wrote still holds its own).
+          const firstIndex = !(await repositories.getBranch(data.repositoryId, data.branch))?.indexedCommit;
+          const dependents = firstIndex ? [] : await deps.graph.dependentsOf(scope, [...written, ...removed]);
+          if (!firstIndex || removed.length > 0) await deps.graph.deleteFiles(scope, removed);
+          const gone = new Set(removed);
+          resolveScope = [...new Set([...written, ...dependents])].filter((p) => !gone.has(p));
+          await job.updateData({ ...(job.data as IndexData), graphScope: resolveScope });
+        }
+        const scopeMs = took(scopeStarted);
+        // Neo4j and Postgres work side by side (two cores); each is idempotent, so a retry redoes both safely.
+        const publishStarted = performance.now();
+        const [{ removedIds, postgresMs }, graphMs] = await Promise.all([
+          chunks.publish({ runId: job.id!, repositoryId: data.repositoryId, branch: data.branch, commit }).then((r) => ({ ...r, postgresMs: took(publishStarted) })),
+          deps.graph.resolveEdges(scope, resolveScope).then(() => took(publishStarted)),
+        ]);
+        // After the commit: a vector left behind by a failure here is not live in Postgres, so no search returns it.
+        await deps.vectors.delete({ repositoryId: data.repositoryId, branch: data.branch }, removedIds).catch((err) => logger.warn({ err: errorMessage(err) }, 'could not remove replaced vectors'));
+        await deps.semantic?.vectors
+          .delete({ repositoryId: data.repositoryId, branch: data.branch }, removedIds)
+          .catch((err) => logger.warn({ err: errorMessage(err) }, 'could not remove replaced model vectors'));
+        if (data.restageAll) {
+          // The branch is whole in this embedding space now; its vectors of an earlier model are dead weight.
+          await deps.vectors
+            .deleteOtherModels({ repositoryId: data.repositoryId, branch: data.branch }, deps.semantic ? [deps.semantic.embeddings.id] : [])
+            .then((models) => models.length > 0 && logger.info({ jobId: job.id, repositoryId: data.repositoryId, branch: data.branch, models }, 'removed the vectors of earlier embedding models'))
+            .catch((err) => logger.warn({ err: errorMessage(err) }, 'could not remove the vectors of earlier embedding models'));
+        }
+        return { scopeMs, publishStarted, postgresMs, graphMs };
+      });
       const branch = await repositories.getBranch(data.repositoryId, data.branch);
       const progress = (job.progress ?? {}) as Partial<IndexProgress>;
       await job.updateProgress({ ...progress, phase: 'done', batchesDone: progress.batchesTotal ?? 0, commit });
