@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, loadDotEnv } from '../shared/config/config.ts';
 import { AppError } from '../shared/errors.ts';
 import { registerGraphCommands } from './commands/graph.commands.ts';
+import { registerBackupCommands } from './commands/backup.commands.ts';
 import { registerIndexCommands } from './commands/index.commands.ts';
 import { registerStackCommands } from './commands/stack.command.ts';
 import { registerStartCommand } from './commands/start.command.ts';
@@ -24,6 +25,7 @@ registerTestCommand(program);
 registerIndexCommands(program);
 registerGraphCommands(program);
 registerTokenCommands(program);
+registerBackupCommands(program);
 program
   .command('mcp')
   .description('run the MCP server over stdio (for IDE agents); logs go to stderr')

@@ -77,6 +77,7 @@ export function createHandlers(deps: WorkerDeps & { queues: Record<'embed' | 'gr
     'backup-create': backups['backup-create'] as Handler,
     'backup-verify': backups['backup-verify'] as Handler,
     'backup-prune': backups['backup-prune'] as Handler,
+    'backup-restore': backups['backup-restore'] as Handler,
     'repository-poll': backups['repository-poll'] as Handler,
     'secret-rotate': createSecretRotateHandler(deps) as Handler,
   };

@@ -9,9 +9,12 @@ import { createPlatform, type Platform } from '../../shared/platform.ts';
  * Brings the schema up to date first: the CLI is often run before the API or workers have
  * ever started and migrated it (idempotent, under the migration lock).
  */
+/** The CLI's logger: warnings and worse, to stderr (stdout is the command's answer). */
+export const cliLogger = () => createLogger({ logLevel: process.env.LOG_LEVEL ?? 'warn', logPretty: false }, { destination: 2 });
+
 export async function withPlatform<T>(fn: (platform: Platform) => Promise<T>): Promise<T> {
   const config = loadConfig();
-  const logger = createLogger({ logLevel: process.env.LOG_LEVEL ?? 'warn', logPretty: false }, { destination: 2 });
+  const logger = cliLogger();
   await migrateDatabase({ databaseUrl: config.databaseUrl, schema: config.databaseSchema }, logger);
   const platform = createPlatform(config, logger);
   try {

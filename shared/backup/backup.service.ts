@@ -83,7 +83,7 @@ export function createBackupService(platform: Platform, logger: Logger) {
     // A name means a set in BACKUP_DIR; a path (CLI only) may point anywhere.
     const full = file.includes('/') ? path.resolve(file) : path.join(dir, file);
     if (!file.includes('/') && !FILE_NAME.test(file)) throw badRequest(`"${file}" is not a backup file name (<name>.tar.gz)`, 'invalid_backup_file');
-    if (!existsSync(full)) throw notFound(`no backup named ${file} in ${path.dirname(full)}`, 'backup_not_found');
+    if (!existsSync(full)) throw notFound(`no backup named ${path.basename(full)} in ${path.dirname(full)}`, 'backup_not_found');
     return full;
   }
 
@@ -262,7 +262,7 @@ export function createBackupService(platform: Platform, logger: Logger) {
     }));
     for (const c of counts) {
       // A content-addressed table may hold more than the set brought (it merges); never fewer.
-      const merged = c.part === 'postgres:embedding_cache' || c.part === 'postgres:webhook_deliveries';
+      const merged = c.part === 'postgres:embedding_cache' || c.part === 'postgres:webhook_deliveries' || c.part === 'postgres:audit_log';
       if (merged ? c.found < c.expected : c.found !== c.expected) problems.push(`${c.part}: ${c.found} found, ${c.expected} expected`);
     }
     const search = createSearchService(target, { retrievers: ['text'] });

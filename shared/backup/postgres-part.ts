@@ -38,14 +38,15 @@ export const BACKUP_TABLES: TableSpec[] = [
   },
   { table: 'webhook_deliveries', instanceWhere: (i, t) => `repository_id IN ${repos(i, t)}`, shared: true },
   { table: 'api_tokens', instanceWhere: null },
-  { table: 'audit_log', instanceWhere: null },
+  // The audit trail only grows: a restore brings back rows it lacks and keeps those written since the set.
+  { table: 'audit_log', instanceWhere: null, shared: true },
 ];
 
 /** Tables deliberately not in a set: in-flight index runs and the migration ledger (the target runs its own). */
 export const NOT_BACKED_UP = ['chunk_staging', 'file_staging', 'graph_staging', 'pgmigrations'];
 
 /** Tables that are restored as a whole (their rows of the scope are replaced), children before parents when deleting. */
-const DELETE_ORDER = ['audit_log', 'api_tokens', 'repositories'];
+const DELETE_ORDER = ['api_tokens', 'repositories'];
 
 export async function columnsOf(client: pg.ClientBase, table: string): Promise<string[]> {
   const { rows } = await client.query<{ column_name: string }>(

@@ -115,6 +115,18 @@ export const JOBS = {
     options: { attempts: 1, removeOnComplete: { age: 30 * 24 * 3600, count: 500 }, removeOnFail: { age: 30 * 24 * 3600 } },
     dedupKey: (d) => `backup-verify:${d.file ?? 'newest'}`,
   }),
+  'backup-restore': defineJob({
+    queue: 'maintenance',
+    schema: z.object({
+      file: z.string().regex(/^[A-Za-z0-9._-]+\.tar\.gz$/),
+      /** Restore this instance only (from a set of every instance); the set's own scope when left out. */
+      instance: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/).optional(),
+      /** Replace what is there (the CLI's --yes); without it a restore over existing data is refused. */
+      replace: z.boolean().default(false),
+      actor: z.string().min(1).max(200),
+    }),
+    options: { attempts: 1, removeOnComplete: { age: 30 * 24 * 3600, count: 500 }, removeOnFail: { age: 30 * 24 * 3600 } },
+  }),
   'backup-prune': defineJob({
     queue: 'maintenance',
     schema: z.object({ actor: z.string().min(1).max(200).default('schedule:backup-prune') }),

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { UnrecoverableError } from 'bullmq';
@@ -30,6 +31,8 @@ export function createQueues(connection: Redis, prefix: string): QueueRegistry {
       const dedupId = spec.dedupKey?.(payload);
       const job = await queues[spec.queue].add(String(name), payload, {
         ...spec.options,
+        // Maintenance jobs are looked up by id across queues (job status): ids of their own, not the queue's counter.
+        ...(spec.queue === 'maintenance' ? { jobId: `${String(name)}-${randomUUID()}` } : {}),
         ...(dedupId ? { deduplication: { id: dedupId, keepLastIfActive: true } } : {}),
       });
       return { id: job.id!, queue: spec.queue };

@@ -95,6 +95,8 @@ const ROUTES: RouteCase[] = [
   { method: 'GET', url: '/api/v1/instances', scope: 'read' },
   { method: 'GET', url: '/api/v1/tokens', scope: 'admin' },
   { method: 'POST', url: '/api/v1/tokens', scope: 'admin', payload: { name: 'made-by-matrix', scopes: ['read'], instances: ['work'] } },
+  { method: 'GET', url: '/api/v1/admin/backups', scope: 'admin' },
+  { method: 'GET', url: '/api/v1/admin/audit?action=token', scope: 'admin' },
   { method: 'GET', url: '/metrics', scope: 'admin' },
   { method: 'GET', url: '/admin/queues', scope: 'admin' },
 ];

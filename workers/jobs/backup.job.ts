@@ -51,6 +51,20 @@ export function createBackupHandlers(deps: WorkerDeps) {
       }
     },
 
+    async 'backup-restore'(job: Job<JobData<'backup-restore'>>) {
+      const data = JOBS['backup-restore'].schema.parse(job.data);
+      try {
+        const result = await deps.audit.timed(
+          { actor: data.actor, action: 'backup.restore', target: data.file, details: { jobId: job.id, instance: data.instance ?? null, replace: data.replace } },
+          () => backups.restore(data.file, { ...(data.instance ? { instance: data.instance } : {}), replace: data.replace, actor: data.actor, onProgress: progressOf(job) }),
+          (r) => ({ problems: r.problems }),
+        );
+        return { file: data.file, durationMs: result.durationMs, problems: result.problems, counts: result.counts };
+      } catch (err) {
+        throw final(err);
+      }
+    },
+
     async 'backup-prune'(job: Job<JobData<'backup-prune'>>) {
       const data = JOBS['backup-prune'].schema.parse(job.data);
       return deps.audit.timed(
