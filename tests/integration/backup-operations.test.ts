@@ -152,5 +152,25 @@ describe('backup operations: API, schedules, CLI and audit', () => {
     expect(audit.stdout).toMatch(/cli {2}backup\.restore pkmcp-all-\S+ {2}ok \d+\.\ds/);
     expect(audit.stdout).toMatch(/cli {2}backup\.restore pkmcp-all-\S+ {2}refused/);
     expect(existsSync(path.join(backupDir, file))).toBe(true);
-  }, 90_000);
+
+    // The README's commands, as written there (with this test's set names).
+    const created = await runCli(env, 'backup', 'create', '--wait');
+    expect(created.code, created.stderr).toBe(0);
+    const made = /^wrote (pkmcp-all-\d{8}T\d{6}Z\.tar\.gz) in \d+\.\d s \(\d+ parts\) to /m.exec(created.stdout)?.[1];
+    expect(made, created.stdout).toBeDefined();
+    const verified = await runCli(env, 'backup', 'verify', made!);
+    expect(verified.code, verified.stderr).toBe(0);
+    expect(verified.stdout).toMatch(/postgres:chunks\s+\d+\n/);
+    expect(verified.stdout).toContain(`${made} verified in `);
+    expect((await runCli(env, 'backup', 'list')).stdout).toMatch(new RegExp(`${made!.replaceAll('.', '\\.')}.*yes \\d{4}-\\d{2}-\\d{2}`));
+    const pruned = await runCli(env, 'backup', 'prune');
+    expect(pruned.code, pruned.stderr).toBe(0);
+    expect(pruned.stdout).toMatch(/kept \d+ set\(s\), removed \d+/);
+    const trail = await runCli(env, 'audit', '--action', 'backup');
+    expect(trail.stdout).toMatch(/cli {2}backup\.verify /);
+    expect(trail.stdout).toMatch(/cli {2}backup\.create all {2}ok/);
+    const badSince = await runCli(env, 'audit', '--since', 'last tuesday');
+    expect(badSince.code).toBe(2);
+    expect(badSince.stderr).toBe('error: --since must be a date or time (ISO 8601), not "last tuesday"\n');
+  }, 120_000);
 });
