@@ -21,6 +21,7 @@ import { jobRoutes } from './routes/jobs.routes.ts';
 import { repositoryRoutes } from './routes/repositories.routes.ts';
 import { searchRoutes } from './routes/search.routes.ts';
 import { tokenRoutes } from './routes/tokens.routes.ts';
+import { secretRoutes } from './routes/secrets.routes.ts';
 import { adminRoutes } from './routes/admin.routes.ts';
 import { createBackupService } from '../shared/backup/backup.service.ts';
 import { webhookRoutes } from './routes/webhooks.routes.ts';
@@ -101,6 +102,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await v1.register(graphRoutes, { graph, metrics });
       await v1.register(jobRoutes, { platform, jobs });
       await v1.register(tokenRoutes, { tokens, instances: config.instances });
+      await v1.register(secretRoutes, { platform, logger });
       await v1.register(adminRoutes, { platform, backups: createBackupService(platform, logger) });
     },
     { prefix: '/api/v1' },

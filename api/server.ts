@@ -6,6 +6,7 @@ import { createPlatform } from '../shared/platform.ts';
 import { createShutdown, onSignals } from '../shared/shutdown.ts';
 import { buildApp } from './app.ts';
 import { loadSemanticModel } from '../shared/semantic/load.ts';
+import { startSecretAgent } from '../shared/secrets/secret-agent.ts';
 
 /** Composition root of the API process. */
 async function main(): Promise<void> {
@@ -26,10 +27,13 @@ async function main(): Promise<void> {
   await loadSemanticModel(platform, logger);
 
   const app = await buildApp({ logger, platform });
+  // Follows secret rotations: re-reads the *_FILE secrets when told, and reports which values it uses.
+  const secrets = startSecretAgent(platform, logger, { role: 'api' });
   const shutdown = createShutdown(
     logger,
     [
       { name: 'http', run: () => app.close() },
+      { name: 'secret agent', run: () => secrets.close() },
       { name: 'queues and stores', run: () => platform.close() },
     ],
     config.shutdownTimeoutMs,

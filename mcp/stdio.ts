@@ -8,6 +8,7 @@ import { createPlatform } from '../shared/platform.ts';
 import { createJobStatusService } from '../shared/queue/job-status.service.ts';
 import { createSearchService } from '../shared/search/hybrid-search.ts';
 import { createShutdown, onSignals } from '../shared/shutdown.ts';
+import { startSecretAgent } from '../shared/secrets/secret-agent.ts';
 import { createMcpServer, type McpDeps } from './server.ts';
 import { warmUp, warmUpEmbeddings } from './warm-up.ts';
 import { loadSemanticModel } from '../shared/semantic/load.ts';
@@ -26,6 +27,7 @@ async function main(): Promise<void> {
   // The process that starts first on a fresh database brings it up to date (under a lock, so racing the API is safe).
   await migrateDatabase({ databaseUrl: config.databaseUrl, schema: config.databaseSchema }, logger);
   const platform = createPlatform(config, logger);
+  const secrets = startSecretAgent(platform, logger, { role: 'mcp-stdio' });
   await loadSemanticModel(platform, logger);
 
   // Whoever can spawn this process can read its config: it acts for the local user, who may read and index.
@@ -49,6 +51,7 @@ async function main(): Promise<void> {
     logger,
     [
       { name: 'mcp', run: () => server.close() },
+      { name: 'secret agent', run: () => secrets.close() },
       { name: 'queues and stores', run: () => platform.close() },
     ],
     config.shutdownTimeoutMs,

@@ -8,6 +8,7 @@ import { registerStackCommands } from './commands/stack.command.ts';
 import { registerStartCommand } from './commands/start.command.ts';
 import { registerTestCommand } from './commands/test.command.ts';
 import { registerTokenCommands } from './commands/token.commands.ts';
+import { registerSecretsCommands } from './commands/secrets.commands.ts';
 import { PrerequisiteError } from './stack/service.ts';
 
 loadDotEnv();
@@ -25,6 +26,7 @@ registerTestCommand(program);
 registerIndexCommands(program);
 registerGraphCommands(program);
 registerTokenCommands(program);
+registerSecretsCommands(program);
 registerBackupCommands(program);
 program
   .command('mcp')

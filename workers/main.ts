@@ -7,6 +7,7 @@ import { createPlatform } from '../shared/platform.ts';
 import { createShutdown, onSignals } from '../shared/shutdown.ts';
 import { startWorkers } from './workers.ts';
 import { loadSemanticModel } from '../shared/semantic/load.ts';
+import { startSecretAgent } from '../shared/secrets/secret-agent.ts';
 import { upsertSchedules } from './schedules.ts';
 
 /** Composition root of the worker process: one BullMQ worker pool per queue. */
@@ -19,6 +20,8 @@ async function main(): Promise<void> {
   await platform.graph.ensureSchema();
   await loadSemanticModel(platform, logger);
   const chunker = await createChunker({ maxChunkChars: config.index.maxChunkChars });
+  // Follows secret rotations: re-reads the *_FILE secrets when told, and reports which values it uses.
+  const secrets = startSecretAgent(platform, logger, { role: 'worker' });
   const workers = startWorkers({ ...platform, logger, chunker, graphExtractor: createGraphExtractor() });
   await upsertSchedules(platform.queues, config, logger);
 
@@ -26,6 +29,7 @@ async function main(): Promise<void> {
     logger,
     [
       { name: 'workers', run: () => workers.close() },
+      { name: 'secret agent', run: () => secrets.close() },
       { name: 'queues and stores', run: () => platform.close() },
     ],
     config.shutdownTimeoutMs,

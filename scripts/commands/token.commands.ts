@@ -32,10 +32,12 @@ export function registerTokenCommands(program: Command): void {
     .requiredOption('--scopes <scopes>', 'read, write and/or admin (comma-separated; admin ⊇ write ⊇ read)', list)
     .requiredOption('--instances <instances>', "instances it may use (comma-separated), or '*' for all", list)
     .option('--expires <duration>', 'lifetime, e.g. 90m, 24h, 30d (default: never expires)')
-    .action(async (opts: { name: string; scopes: string[]; instances: string[]; expires?: string }) => {
+    .option('--rotate-every <duration>', 'mark it for rotation: `secrets rotate` gives it a new value this often, written to the secrets folder as token-<name> (e.g. 30d)')
+    .action(async (opts: { name: string; scopes: string[]; instances: string[]; expires?: string; rotateEvery?: string }) => {
       const expiresInMs = opts.expires === undefined ? undefined : parseDuration(opts.expires);
+      const rotateEveryMs = opts.rotateEvery === undefined ? undefined : parseDuration(opts.rotateEvery);
       await withTokens(async (tokens) => {
-        const issued = await tokens.create({ name: opts.name, scopes: opts.scopes, instances: opts.instances, expiresInMs, actor: 'cli' });
+        const issued = await tokens.create({ name: opts.name, scopes: opts.scopes, instances: opts.instances, expiresInMs, rotateEveryMs, actor: 'cli' });
         printIssued('created', issued.token, issued.record);
       });
     });

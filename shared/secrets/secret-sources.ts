@@ -30,9 +30,3 @@ export function openSecretSources(config: Pick<Config, 'secrets'>): SecretSource
   return sources;
 }
 
-/** `url` without a password: where a file supplies it, pg would otherwise take the URL's over ours. */
-export function withoutUrlPassword(url: string): string {
-  const u = new URL(url);
-  u.password = '';
-  return u.toString();
-}

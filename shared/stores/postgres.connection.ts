@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { Logger } from '../logger.ts';
 import type { FileSecret } from '../secrets/secret-file.ts';
-import { withoutUrlPassword } from '../secrets/secret-sources.ts';
+import { parseIntoClientConfig } from 'pg-connection-string';
 import { once, type StoreConnection } from './store.ts';
 
 export interface PostgresConnection extends StoreConnection {
@@ -38,7 +38,8 @@ const AUTH_RETRIES = 8;
 function connectionSettings(options: PostgresOptions): pg.ClientConfig {
   if (!options.password) return { connectionString: options.url };
   const secret = options.password;
-  return { connectionString: withoutUrlPassword(options.url), password: () => secret.value };
+  // Parsed by pg's own parser: a connectionString would set `password` (to '' when the URL has none) over ours.
+  return { ...parseIntoClientConfig(options.url), password: () => secret.value };
 }
 
 /**
