@@ -32,14 +32,22 @@ export const tokenRoutes: FastifyPluginAsyncZod<{ tokens: TokenService; instance
             scopes: z.array(scope).min(1).describe('read, write, admin (admin implies all)'),
             instances: z.array(z.string().max(100)).min(1).max(100).describe("instances it may use, or ['*'] for all"),
             expires: z.string().max(20).optional().describe('lifetime such as 30d, 24h, 90m; omit for a token that never expires'),
+            rotateEvery: z.string().max(20).optional().describe('mark it for rotation: secret rotation gives it a new value this often (such as 30d), written to the secrets folder as token-<name>'),
           })
           .strict(),
         response: { 201: z.object({ name: z.string(), token: z.string().describe('shown once'), scopes: z.array(scope), instances: z.array(z.string()), expiresAt: z.string().nullable() }), ...errorResponses },
       },
     },
     async (request, reply) => {
-      const { name, scopes, instances, expires } = request.body;
-      const created = await tokens.create({ name, scopes, instances, actor: request.principal!.name, ...(expires !== undefined ? { expiresInMs: parseDuration(expires) } : {}) });
+      const { name, scopes, instances, expires, rotateEvery } = request.body;
+      const created = await tokens.create({
+        name,
+        scopes,
+        instances,
+        actor: request.principal!.name,
+        ...(expires !== undefined ? { expiresInMs: parseDuration(expires) } : {}),
+        ...(rotateEvery !== undefined ? { rotateEveryMs: parseDuration(rotateEvery) } : {}),
+      });
       return reply.status(201).send({
         name: created.record.name,
         token: created.token,

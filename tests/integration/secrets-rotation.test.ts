@@ -20,6 +20,7 @@ import { createGitFixture, type GitFixture } from '../helpers/git-fixture.ts';
 import { silentLogger, testConfig, uniqueId } from '../helpers/context.ts';
 import { openTestPlatform, waitForJob, type TestPlatform } from '../helpers/platform.ts';
 import { spawnEntry, type Spawned } from '../helpers/processes.ts';
+import { cliEnv, runCli } from '../helpers/cli.ts';
 
 /**
  * Rotation of every managed secret against the real stores, under load. Each test file gets its own
@@ -413,6 +414,72 @@ describe('a failed rotation rolls back', () => {
       await plain.close();
     }
   });
+});
+
+describe('admin API and CLI', () => {
+  let adminToken: string;
+  beforeAll(async () => {
+    const tokens = createTokenService(t.platform.stores.postgres, { instances: t.config.instances });
+    adminToken = (await tokens.create({ name: 'root', scopes: ['admin'], instances: ['*'] })).token;
+  });
+  const call = (method: 'GET' | 'POST', url: string, token = adminToken) => app.inject({ method, url, headers: { authorization: `Bearer ${token}` } });
+
+  it('lists the secrets without values, and queues a rotation with 202 and its job id', async () => {
+    const list = await call('GET', '/api/v1/admin/secrets');
+    expect(list.statusCode).toBe(200);
+    const names = (list.json() as { secrets: Array<{ name: string; managed: boolean }> }).secrets.map((s) => [s.name, s.managed]);
+    expect(names).toEqual(expect.arrayContaining([['database-password', true], ['neo4j-password', true], ['redis-password', true], ['webhook-secret', true], ['repo-webhook-rotating', true]]));
+    for (const value of Object.values(files).map((f) => readSecretFileSync(f)!)) expect(list.body).not.toContain(value);
+
+    const queued = await call('POST', '/api/v1/admin/secrets/neo4j-password/rotate');
+    expect(queued.statusCode).toBe(202);
+    const { jobId } = queued.json() as { jobId: string };
+    const result = (await waitForJob(t.platform.queues.queues.maintenance, jobId, 90_000)) as RotationResult;
+    expect(result.rotated.map((r) => r.name)).toEqual(['neo4j-password']);
+    const audit = await t.platform.audit.list({ action: 'secret.rotate', limit: 1 });
+    expect(audit[0]).toMatchObject({ actor: 'root', target: 'neo4j-password', result: 'ok' });
+  }, 120_000);
+
+  it('refuses unknown names (404), malformed ones (400) and callers without the admin scope (403)', async () => {
+    const unknown = await call('POST', '/api/v1/admin/secrets/nope/rotate');
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json()).toMatchObject({ error: 'not_found', message: expect.stringMatching(/^unknown secret 'nope': known secrets are database-password, /) });
+    const token = await call('POST', '/api/v1/admin/secrets/token-nobody/rotate');
+    expect(token.statusCode).toBe(404);
+    expect(token.json().message).toContain("no active token named 'nobody' is marked for rotation");
+    const malformed = await call('POST', '/api/v1/admin/secrets/..%2Fpasswd/rotate');
+    expect(malformed.statusCode).toBe(400);
+    expect(malformed.json().message).toMatch(/^invalid secret name '\.\.\/passwd'/);
+    expect((await call('POST', '/api/v1/admin/secrets/all/rotate', writeToken)).statusCode).toBe(403);
+  });
+
+  it('`secrets list` and `secrets rotate <name> --wait` work as the README says', async () => {
+    const env = cliEnv(t.config, {
+      DATABASE_URL: withCredentials(base.databaseUrl, role),
+      DATABASE_PASSWORD_FILE: files.databasePassword,
+      REDIS_URL: withCredentials(base.redisUrl, role),
+      REDIS_PASSWORD_FILE: files.redisPassword,
+      NEO4J_USER: role,
+      NEO4J_PASSWORD: '',
+      NEO4J_PASSWORD_FILE: files.neo4jPassword,
+      WEBHOOK_SECRET_FILE: files.webhookSecret,
+      SECRETS_DIR: secretsDir,
+    });
+    const list = await runCli(env, 'secrets', 'list');
+    expect(list.stderr).toBe('');
+    expect(list.stdout).toContain(`managed      database-password (${files.databasePassword})`);
+    const before = readSecretFileSync(files.redisPassword)!;
+    const rotated = await runCli(env, 'secrets', 'rotate', 'redis-password', '--wait');
+    expect(rotated.code).toBe(0);
+    const after = readSecretFileSync(files.redisPassword)!;
+    expect(after).not.toBe(before);
+    expect(rotated.stdout).toContain(`rotated  redis-password (fingerprint ${fingerprint(after)}, in ${files.redisPassword}, confirmed by `);
+    const unknown = await runCli(env, 'secrets', 'rotate', 'nope');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/^error: unknown secret 'nope': known secrets are /);
+    const help = await runCli(env, 'secrets', 'rotate', '--help');
+    expect(help.stdout).toContain('--wait');
+  }, 120_000);
 });
 
 describe('a worker killed during a rotation', () => {
