@@ -32,8 +32,13 @@ const SPECIAL_TOKENS = 2;
  * batch pads its short texts only up to a similar length: code chunks vary
  * from a line to hundreds, and padding is paid for in full.
  *
- * One forward pass runs at a time per provider: the runtime already spreads
- * a pass over `threads`, and passes side by side would only fight over them.
+ * Documents take one forward pass at a time: the runtime already spreads a
+ * pass over `threads`, and document passes side by side would only fight over
+ * them. Queries have a lane of their own (two passes at once), so a search
+ * never waits behind the background tier's batches. Each query is a pass of
+ * its own: the int8 model quantizes activations per pass, so a query batched
+ * with others would get a slightly different vector, and the same question
+ * would rank differently under load.
  */
 export class OnnxEmbeddingProvider implements EmbeddingProvider {
   readonly id: string;
@@ -42,6 +47,7 @@ export class OnnxEmbeddingProvider implements EmbeddingProvider {
   readonly spec: LocalModelSpec;
   private loaded: Promise<{ ort: Ort; session: InferenceSession; tokenizer: Tokenizer }> | undefined;
   private readonly serial = pLimit(1);
+  private readonly queries = pLimit(2);
   private readonly counters = { calls: 0, inputs: 0, tokens: 0, retries: 0 };
 
   constructor(private readonly options: OnnxProviderOptions) {
@@ -92,6 +98,12 @@ export class OnnxEmbeddingProvider implements EmbeddingProvider {
     for (let from = 0; from < order.length; from += this.options.batch) {
       options.signal?.throwIfAborted();
       if (deadline !== undefined && Date.now() > deadline) throw new EmbeddingError('the local model did not finish in time', { kind: 'timeout', retryable: true });
+      if (options.purpose === 'query') {
+        const batch = order.slice(from, from + this.options.batch);
+        const vectors = await Promise.all(batch.map((i) => this.queries(() => this.forward(ort, session, [ids[i]!]))));
+        batch.forEach((i, j) => (out[i] = vectors[j]![0]!));
+        continue;
+      }
       const batch = order.slice(from, from + this.options.batch);
       const vectors = await this.serial(() => this.forward(ort, session, batch.map((i) => ids[i]!)));
       batch.forEach((i, j) => (out[i] = vectors[j]!));

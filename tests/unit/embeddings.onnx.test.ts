@@ -57,6 +57,19 @@ describe('local model provider (bge-small-en-v1.5, int8 ONNX)', () => {
     }
   });
 
+  it('embeds each query in a pass of its own, beside a document pass, exactly as it would alone', async () => {
+    const queries = ['parse a config file', 'retry with exponential backoff and jitter', 'hash a password', 'open a database connection pool', 'x'];
+    const alone: number[][] = [];
+    for (const q of queries) alone.push((await provider.embed([q], { purpose: 'query' }))[0]!);
+    const documents = provider.embed(['function a() { return 1; }', 'class B { run() {} }', 'const c = 3;', 'def d(): pass', 'let e = 5;']);
+    const together = await Promise.all(queries.map((q) => provider.embed([q], { purpose: 'query' }).then((v) => v[0]!)));
+    const inOneCall = await provider.embed(queries, { purpose: 'query' });
+    await documents;
+    // Identical, not merely close: a question ranks the same whatever else the model is doing.
+    expect(together).toEqual(alone);
+    expect(inOneCall).toEqual(alone);
+  });
+
   it('cuts inputs longer than its window instead of failing', async () => {
     const long = 'function step() { return next(); }\n'.repeat(400);
     const [v] = await provider.embed([long]);
