@@ -144,6 +144,7 @@ describe('token service against the real Postgres', () => {
       expiresAt: new Date(now.getTime() + 30 * 24 * HOUR),
       lastUsedAt: null,
       revokedAt: null,
+      rotateEveryMs: null,
       previousValues: [],
     });
   });

@@ -173,6 +173,8 @@ describe('bearer tokens on every route', () => {
     { method: 'DELETE', url: '/api/v1/repositories/nope', scope: 'write' },
     { method: 'GET', url: '/api/v1/tokens', scope: 'admin' },
     { method: 'POST', url: '/api/v1/tokens/spare/rotate', scope: 'admin' },
+    { method: 'GET', url: '/api/v1/admin/secrets', scope: 'admin' },
+    { method: 'POST', url: '/api/v1/admin/secrets/all/rotate', scope: 'admin' },
     { method: 'GET', url: '/metrics', scope: 'admin' },
     { method: 'HEAD', url: '/metrics', scope: 'admin' },
     { method: 'GET', url: '/admin/queues', scope: 'admin' },
