@@ -376,6 +376,7 @@ describe('a failed rotation rolls back', () => {
     try {
       for (const [name, file, accepts] of [
         ['database-password', files.databasePassword, pgAccepts],
+        ['neo4j-password', files.neo4jPassword, neo4jAccepts],
         ['redis-password', files.redisPassword, redisAccepts],
       ] as const) {
         const before = readSecretFileSync(file)!;
