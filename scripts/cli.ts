@@ -8,6 +8,7 @@ import { registerStackCommands } from './commands/stack.command.ts';
 import { registerStartCommand } from './commands/start.command.ts';
 import { registerTestCommand } from './commands/test.command.ts';
 import { registerTokenCommands } from './commands/token.commands.ts';
+import { registerToolsCommands } from './commands/tools.command.ts';
 import { registerSecretsCommands } from './commands/secrets.commands.ts';
 import { PrerequisiteError } from './stack/service.ts';
 
@@ -28,6 +29,7 @@ registerGraphCommands(program);
 registerTokenCommands(program);
 registerSecretsCommands(program);
 registerBackupCommands(program);
+registerToolsCommands(program);
 program
   .command('mcp')
   .description('run the MCP server over stdio (for IDE agents); logs go to stderr')

@@ -1,0 +1,70 @@
+// compose-model loads Compose files with the real Compose loader
+// (github.com/compose-spec/compose-go/v2, the library `docker compose` itself
+// uses): files merged in order, variables interpolated from the env files and
+// the environment exactly as `docker compose --env-file … -f … config` does,
+// then validated and normalised. It prints the resulting model as JSON on
+// stdout, or the loader's own error on stderr with exit code 1.
+//
+//	compose-model -C <project dir> [-f file]... [--env-file file]... [--profile p]...
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+)
+
+type list []string
+
+func (l *list) String() string     { return strings.Join(*l, ",") }
+func (l *list) Set(v string) error { *l = append(*l, v); return nil }
+
+func main() {
+	var files, envFiles, profiles list
+	dir := flag.String("C", ".", "working directory (where the compose command runs)")
+	flag.Var(&files, "f", "compose file (repeatable; default: the working directory's docker-compose.yml)")
+	flag.Var(&envFiles, "env-file", "env file for interpolation (repeatable; default: .env of the project directory)")
+	flag.Var(&profiles, "profile", "profile to enable (repeatable)")
+	flag.Parse()
+
+	if err := os.Chdir(*dir); err != nil {
+		fail(err)
+	}
+	opts := []cli.ProjectOptionsFn{
+		cli.WithWorkingDirectory("."),
+		cli.WithOsEnv,
+		cli.WithEnvFiles(envFiles...),
+		cli.WithDotEnv,
+		cli.WithConfigFileEnv,
+		cli.WithDefaultConfigPath,
+		cli.WithProfiles(profiles),
+		cli.WithDefaultProfiles(),
+		cli.WithResolvedPaths(true),
+		cli.WithNormalization(true),
+		cli.WithConsistency(true),
+	}
+	po, err := cli.NewProjectOptions(files, opts...)
+	if err != nil {
+		fail(err)
+	}
+	project, err := po.LoadProject(context.Background())
+	if err != nil {
+		fail(err)
+	}
+	out, err := json.MarshalIndent(project, "", "  ")
+	if err != nil {
+		fail(err)
+	}
+	os.Stdout.Write(out)
+	os.Stdout.WriteString("\n")
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, err.Error())
+	os.Exit(1)
+}
