@@ -131,6 +131,22 @@ describe('backup operations: API, schedules, CLI and audit', () => {
     expect(await maintenance().getJobSchedulers()).toEqual([]);
   }, 60_000);
 
+  it('polls repositories no webhook has reached: an incremental run for each indexed branch', async () => {
+    repo.write({ 'src/extra.ts': 'export function addedWithoutWebhook() { return 2; }\n' });
+    const head = repo.commit('no webhook for this one');
+    const poll = await t.platform.queues.enqueue('repository-poll', { actor: 'test' });
+    expect(await waitForJob(maintenance(), poll.id)).toEqual({ queued: 1 });
+    const id = (await t.platform.repositories.findByName('ledger'))!.id;
+    await waitUntil(async () => (await t.platform.repositories.getBranch(id, 'main'))?.indexedCommit === head, 30_000);
+    // A delivery in the last day means a webhook keeps it current: not polled.
+    await t.platform.stores.postgres.pool.query(
+      `INSERT INTO webhook_deliveries (provider, delivery_id, event, repository_id, outcome) VALUES ('github', 'poll-test', 'push', $1, 'queued')`,
+      [id],
+    );
+    const again = await t.platform.queues.enqueue('repository-poll', { actor: 'test' });
+    expect(await waitForJob(maintenance(), again.id)).toEqual({ queued: 0 });
+  }, 60_000);
+
   it('lists, verifies and restores from the CLI, refusing a restore over live data without --yes in one line', async () => {
     const env = cliEnv(t.config, { BACKUP_DIR: backupDir, INSTANCES: 'private,work' });
     const list = await runCli(env, 'backup', 'list');
