@@ -444,6 +444,12 @@ export function createBackupService(platform: Platform, logger: Logger) {
       rmSync(sidecarOf(full), { force: true });
       removed.push(s.file);
     }
+    // Scratch folders and half-written files of a process that died mid-set: gone after a day.
+    const stale = (options.now ?? new Date()).getTime() - 24 * 3600_000;
+    for (const name of existsSync(dir) ? readdirSync(dir).filter((f) => f.startsWith('.tmp-')) : []) {
+      const full = path.join(dir, name);
+      if (statSync(full).mtimeMs < stale) rmSync(full, { recursive: true, force: true });
+    }
     return { kept: sets.filter((s) => keep.has(s.file)).map((s) => s.file), removed };
   }
 

@@ -256,10 +256,15 @@ describe('backups and restores of every store', () => {
   it('prunes to the retention policy, never the newest verified set', async () => {
     const sets = backups.list();
     expect(sets).toHaveLength(1);
+    // What a process that died mid-set left behind: removed once it is a day old, never while it may be in use.
+    const leftover = path.join(backupDir, '.tmp-backup-dead');
+    mkdirSync(path.join(leftover, 'postgres'), { recursive: true });
+    backups.prune({ now: new Date(Date.now() + 3600_000) });
+    expect(existsSync(leftover)).toBe(true);
     // Far in the future, every set is past the daily and weekly windows: only the newest verified one stays.
     const result = backups.prune({ now: new Date(Date.now() + 400 * 86_400_000) });
     expect(result).toEqual({ kept: [fullSet], removed: [] });
     expect(existsSync(path.join(backupDir, fullSet))).toBe(true);
-    mkdirSync(backupDir, { recursive: true });
+    expect(existsSync(leftover)).toBe(false);
   });
 });
