@@ -4,7 +4,7 @@ import { createBackupService, type BackupProgress, type CheckResult } from '../.
 import { AppError } from '../../shared/errors.ts';
 import type { Platform } from '../../shared/platform.ts';
 import { sleep } from '../stack/process.ts';
-import { cliLogger, printJson, wholeNumber, withPlatform } from './cli-support.ts';
+import { cliLogger, printJson, printTable, wholeNumber, withPlatform } from './cli-support.ts';
 
 const size = (bytes: number) =>
   bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GB` : bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MB` : `${Math.max(1, Math.round(bytes / 1024))} KB`;
@@ -121,10 +121,7 @@ export function registerBackupCommands(program: Command): void {
           `${s.counts.graphNodes}/${s.counts.graphRelationships}`,
           s.verification ? `${s.verification.ok ? 'yes' : 'FAILED'} ${s.verification.at.slice(0, 10)}` : 'no',
         ]);
-        const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-        const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-        console.log(line(header));
-        for (const r of rows) console.log(line(r));
+        printTable(header, rows);
       });
     });
 

@@ -1,5 +1,5 @@
 import { loadConfig } from '../../shared/config/config.ts';
-import { migrateDatabase } from '../../shared/db/migrate.ts';
+import { migrateDatabase, migrationsPending } from '../../shared/db/migrate.ts';
 import { AppError } from '../../shared/errors.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { createPlatform, type Platform } from '../../shared/platform.ts';
@@ -15,9 +15,12 @@ export const cliLogger = () => createLogger({ logLevel: process.env.LOG_LEVEL ??
 export async function withPlatform<T>(fn: (platform: Platform) => Promise<T>): Promise<T> {
   const config = loadConfig();
   const logger = cliLogger();
-  await migrateDatabase({ databaseUrl: config.databaseUrl, schema: config.databaseSchema }, logger);
   const platform = createPlatform(config, logger);
   try {
+    // One query says whether the schema is current; node-pg-migrate (its lock, its checks) only when it is not.
+    if (await migrationsPending((sql) => platform.stores.postgres.pool.query(sql), config.databaseSchema)) {
+      await migrateDatabase({ databaseUrl: config.databaseUrl, schema: config.databaseSchema }, logger);
+    }
     return await fn(platform);
   } finally {
     await platform.close();
@@ -40,4 +43,12 @@ export const wholeNumber = (flag: string, min: number, max: number) => (value: s
 
 export function printJson(value: unknown): void {
   console.log(JSON.stringify(value, null, 2));
+}
+
+/** Prints rows under a header in columns padded to the widest cell. */
+export function printTable(header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  console.log(line(header));
+  for (const r of rows) console.log(line(r));
 }
