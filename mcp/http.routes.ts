@@ -14,6 +14,7 @@ import type { Platform } from '../shared/platform.ts';
 import type { JobStatusService } from '../shared/queue/job-status.service.ts';
 import type { SearchService } from '../shared/search/hybrid-search.ts';
 import { createMcpServer, type McpDeps } from './server.ts';
+import { createRedisSessionStore, replayInitialize, type McpSessionStore } from './session-store.ts';
 
 export interface McpHttpOptions {
   platform: Platform;
@@ -27,6 +28,8 @@ export interface McpHttpOptions {
   maxSessions?: number;
   /** A Streamable HTTP session unused this long is closed: clients that vanish never send DELETE. */
   sessionIdleMs?: number;
+  /** Where Streamable HTTP sessions are shared between API replicas (default: Redis, under the queue prefix). */
+  sessionStore?: McpSessionStore;
 }
 
 export const DEFAULT_MAX_SESSIONS = 100;
@@ -86,6 +89,9 @@ export const mcpHttpRoutes: FastifyPluginAsync<McpHttpOptions> = async (app, opt
   const maxSessions = options.maxSessions ?? DEFAULT_MAX_SESSIONS;
   const idleMs = options.sessionIdleMs ?? DEFAULT_SESSION_IDLE_MS;
   const sessions = new Map<string, Session>();
+  // Shared by every replica: a session opened on one is served by any other (no sticky sessions).
+  const shared =
+    options.sessionStore ?? createRedisSessionStore(options.platform.stores.redis.client, options.platform.config.queuePrefix, idleMs);
   // As onRequest (the auth plugin's preferred place): a request without a valid token is refused before its body is read.
   const read: AuthHook = app.requireScope('read');
   // Defence in depth: the SDK transports check Origin again; the hook below answers first, before auth, on every route here.
@@ -135,6 +141,40 @@ export const mcpHttpRoutes: FastifyPluginAsync<McpHttpOptions> = async (app, opt
     return session;
   }
 
+  /**
+   * The caller's Streamable HTTP session, wherever it was opened: one held here is checked against the shared
+   * record (gone means another replica closed it), one held elsewhere is adopted from it.
+   */
+  async function streamableSession(request: FastifyRequest, id: string): Promise<Session | undefined> {
+    const local = sessionOf(request, id, 'streamable');
+    if (local) {
+      if (await shared.touch(id)) return local;
+      await drop(id);
+      return undefined;
+    }
+    if (sessions.has(id)) return undefined; // another token's, or an SSE session
+    const record = await shared.get(id);
+    if (!record || record.tokenId !== request.principal!.tokenId) return undefined;
+    if (full()) return undefined;
+    const server = createMcpServer(deps(request));
+    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => id,
+      onsessionclosed: async (sessionId) => {
+        await shared.remove(sessionId);
+        void drop(sessionId);
+      },
+      ...transportGuard,
+    });
+    transport.onclose = () => void drop(id);
+    await server.connect(transport);
+    await replayInitialize(transport, record.init);
+    const session: Session = { kind: 'streamable', transport, server, tokenId: record.tokenId, principalName: record.principalName, lastSeen: Date.now() };
+    sessions.set(id, session);
+    await shared.touch(id);
+    app.log.debug({ sessionId: id, token: record.principalName }, 'mcp session adopted from another replica');
+    return session;
+  }
+
   function full(): boolean {
     return sessions.size >= maxSessions;
   }
@@ -165,7 +205,7 @@ export const mcpHttpRoutes: FastifyPluginAsync<McpHttpOptions> = async (app, opt
     async (request, reply) => {
       const id = sessionHeader(request);
       if (id) {
-        const session = sessionOf(request, id, 'streamable');
+        const session = await streamableSession(request, id);
         if (!session) return rpcError(reply, 404, 'Session not found: start a new session with initialize', -32001);
         const transport = session.transport as StreamableHTTPServerTransport;
         return handOver(request, reply, () => transport.handleRequest(request.raw, reply.raw, request.body));
@@ -179,11 +219,16 @@ export const mcpHttpRoutes: FastifyPluginAsync<McpHttpOptions> = async (app, opt
       const principal = request.principal!;
       const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
         sessionIdGenerator: () => randomUUID(),
-        onsessioninitialized: (sessionId) => {
+        onsessioninitialized: async (sessionId) => {
           sessions.set(sessionId, { kind: 'streamable', transport, server, tokenId: principal.tokenId, principalName: principal.name, lastSeen: Date.now() });
+          const init = (request.body as { params?: Record<string, unknown> }).params ?? {};
+          await shared.save(sessionId, { tokenId: principal.tokenId, principalName: principal.name, init });
           app.log.debug({ sessionId, token: principal.name }, 'mcp session opened');
         },
-        onsessionclosed: (sessionId) => void drop(sessionId),
+        onsessionclosed: async (sessionId) => {
+          await shared.remove(sessionId);
+          void drop(sessionId);
+        },
         ...transportGuard,
       });
       transport.onclose = () => {
@@ -207,7 +252,7 @@ export const mcpHttpRoutes: FastifyPluginAsync<McpHttpOptions> = async (app, opt
       handler: async (request, reply) => {
         const id = sessionHeader(request);
         if (!id) return rpcError(reply, 400, 'Bad Request: Mcp-Session-Id header required');
-        const session = sessionOf(request, id, 'streamable');
+        const session = await streamableSession(request, id);
         if (!session) return rpcError(reply, 404, 'Session not found', -32001);
         const transport = session.transport as StreamableHTTPServerTransport;
         return handOver(request, reply, () => transport.handleRequest(request.raw, reply.raw));
