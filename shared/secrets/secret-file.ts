@@ -111,16 +111,19 @@ export class FileSecret {
    * The store refused `failed`. Between a rotation changing a store that holds one password (Postgres, Neo4j)
    * and replacing the file, only the pending value (`<file>.next`, written before the store changed) works;
    * after a rollback only the file's. So: the file's value if it differs from the refused one, else the pending
-   * value if there is one. The caller retries with whatever `value` is then.
+   * value if there is one (kept while it exists). The caller retries with whatever `value` is then.
    */
   authFailed(failed: string): void {
+    const pending = readSecretFileSync(pendingPath(this.file));
+    // While a rotation's pending value exists it is what the store has, or is about to have: a refusal of it
+    // is a lockout after other refused logins (Neo4j), not a reason to fall back. A rollback removes it.
+    if (pending && pending === failed) return;
     const onDisk = this.peek();
     if (onDisk !== undefined && onDisk !== failed) {
       this.#value = onDisk;
       return;
     }
-    const pending = readSecretFileSync(pendingPath(this.file));
-    if (pending && pending !== failed) this.#value = pending;
+    if (pending) this.#value = pending;
     else if (onDisk !== undefined) this.#value = onDisk;
   }
 }

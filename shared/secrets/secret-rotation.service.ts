@@ -358,6 +358,8 @@ export function createSecretRotationService(options: SecretRotationOptions) {
         await step(name, 'apply');
         changedStore = true;
         await strategy.apply(old, fresh);
+        // A store with one password takes only the new one from now on: this process switches at once.
+        if (!strategy.dual) source.adopt(fresh);
         await strategy.accepts(fresh);
       }
       if (!wroteFile) {

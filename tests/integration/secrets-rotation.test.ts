@@ -358,6 +358,41 @@ describe('secret rotation under load', () => {
   }, 180_000);
 });
 
+describe('between the store change and the new file', () => {
+  it('new Postgres connections of a process that has not reloaded take the pending value (a role holds one password)', async () => {
+    const { createSecretRotationService } = await import('../../shared/secrets/secret-rotation.service.ts');
+    const churned: string[] = [];
+    const service = createSecretRotationService({
+      platform: t.platform,
+      logger: silentLogger,
+      // 'write' comes after the store took the new value and before the file has it: held open, with fresh connections.
+      onStep: async (secret, step) => {
+        if (step !== 'write') return;
+        if (secret === 'database-password') {
+          const pool = apiSide.stores.postgres.pool;
+          const clients = await Promise.all(Array.from({ length: 4 }, () => pool.connect()));
+          for (const c of clients) c.release(true);
+          await Promise.all(Array.from({ length: 12 }, () => pool.query('SELECT 1')));
+          churned.push(secret);
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      },
+    });
+    const load = startLoad();
+    try {
+      for (const name of ['database-password']) {
+        const result = await service.rotate(name, 'test');
+        expect(result.failed).toEqual([]);
+        expect(result.rotated.map((r) => r.name)).toEqual([name]);
+      }
+    } finally {
+      await load.stop();
+    }
+    expect(churned).toEqual(['database-password']);
+    expect(load.failures).toEqual([]);
+  }, 120_000);
+});
+
 describe('a failed rotation rolls back', () => {
   it('a process that never loads the new value makes the rotation fail, and the old value keeps working everywhere', async () => {
     const stuck = createPlatform(t.config, silentLogger);

@@ -1,5 +1,5 @@
 import { createHash, createHmac, pbkdf2Sync } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -42,7 +42,11 @@ describe('secret files', () => {
     await writeSecretFile(pendingPath(file), 'newer');
     secret.authFailed('new');
     expect(secret.value).toBe('newer');
-    // The pending value refused too (a rolled back rotation): back to the file.
+    // Refused while the pending file exists: a lockout, not a wrong value, so it is kept.
+    secret.authFailed('newer');
+    expect(secret.value).toBe('newer');
+    // Refused once a rollback removed the pending file: back to the file.
+    rmSync(pendingPath(file));
     secret.authFailed('newer');
     expect(secret.value).toBe('new');
     expect(secret.fingerprint).toBe(fingerprint('new'));
