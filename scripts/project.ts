@@ -3,8 +3,18 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The checkout's root: scripts/ sits right below it. */
-export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/**
+ * The checkout's root: the nearest folder above this file with our package.json. Not simply `..`: the
+ * compiled CLI runs this code from a bundle under node_modules/.cache (scripts/cli-build.js).
+ */
+export const PROJECT_ROOT = ((): string => {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  for (let dir = here; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const manifest = path.join(dir, 'package.json');
+    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'personal-knowledge-mcp') return dir;
+  }
+  return path.resolve(here, '..');
+})();
 
 /**
  * Node arguments that run a TypeScript entry point through tsx. `--import`

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { createGraphQueryService } from '../../shared/graph/graph-query.service.ts';
+import type { Platform } from '../../shared/platform.ts';
 import { list, printJson, withPlatform } from './cli-support.ts';
 
 interface ScopeOptions {
@@ -10,6 +10,8 @@ interface ScopeOptions {
 }
 
 const int = (v: string) => Number(v);
+
+const graphQueries = async (platform: Platform) => (await import('../../shared/graph/graph-query.service.ts')).createGraphQueryService(platform);
 
 function commits(list: Array<{ repository: string; commit: string }>): string {
   return list.map((c) => `${c.repository}@${c.commit.slice(0, 12)}`).join(', ');
@@ -29,12 +31,12 @@ export function registerGraphCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (name: string, opts: ScopeOptions & { prefix?: boolean; kind?: string }) => {
       await withPlatform(async (platform) => {
-        const r = await createGraphQueryService(platform).findSymbol(name, { repositories: opts.repo, prefix: opts.prefix, kind: opts.kind, limit: opts.limit });
+        const r = await (await graphQueries(platform)).findSymbol(name, { repositories: opts.repo, prefix: opts.prefix, kind: opts.kind, limit: opts.limit });
         if (opts.json) return printJson(r);
         if (r.results.length === 0) return console.log(`no symbol named "${name}"`);
         for (const s of r.results) console.log(`${s.repository}:${s.path}:${s.startLine}-${s.endLine}  ${s.kind} ${s.qualifiedName}`);
         console.error(`from ${commits(r.commits)}`);
-      });
+      }, ['neo4j']);
     });
 
   for (const direction of ['callers', 'callees'] as const) {
@@ -49,13 +51,13 @@ export function registerGraphCommands(program: Command): void {
       .option('--json', 'print JSON')
       .action(async (symbol: string, opts: ScopeOptions & { path?: string }) => {
         await withPlatform(async (platform) => {
-          const service = createGraphQueryService(platform);
+          const service = (await graphQueries(platform));
           const r = await service[direction](symbol, { repositories: opts.repo, path: opts.path, depth: opts.depth, limit: opts.limit });
           if (opts.json) return printJson(r);
           if (r.results.length === 0) console.log(`no ${direction} of ${symbol} found`);
           for (const s of r.results) console.log(`${'  '.repeat(s.depth - 1)}${s.repository}:${s.path}:${s.startLine}  ${s.qualifiedName}`);
           console.error(`from ${commits(r.commits)}`);
-        });
+        }, ['neo4j']);
       });
   }
 
@@ -70,14 +72,14 @@ export function registerGraphCommands(program: Command): void {
       .option('--json', 'print JSON')
       .action(async (filePath: string, opts: { repo?: string; depth: number; limit: number; json?: boolean }) => {
         await withPlatform(async (platform) => {
-          const service = createGraphQueryService(platform);
+          const service = (await graphQueries(platform));
           const options = { repository: opts.repo, depth: opts.depth, limit: opts.limit };
           const r = direction === 'deps' ? await service.dependencies(filePath, options) : await service.dependents(filePath, options);
           if (opts.json) return printJson(r);
           if (r.results.length === 0) console.log(direction === 'deps' ? `${r.path} imports nothing` : `nothing imports ${r.path}`);
           for (const x of r.results) console.log(`${'  '.repeat(x.depth - 1)}${x.kind === 'module' ? `module ${x.module}` : x.path}`);
           console.error(`from ${r.repository}@${r.commit.slice(0, 12)}`);
-        });
+        }, ['neo4j']);
       });
   }
 
@@ -91,12 +93,12 @@ export function registerGraphCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (from: string, to: string, opts: { repo?: string; depth: number; json?: boolean }) => {
       await withPlatform(async (platform) => {
-        const r = await createGraphQueryService(platform).path(from, to, { repository: opts.repo, maxDepth: opts.depth });
+        const r = await (await graphQueries(platform)).path(from, to, { repository: opts.repo, maxDepth: opts.depth });
         if (opts.json) return printJson(r);
         if (!r.found) return console.log(`no call path from ${from} to ${to} within ${opts.depth} calls`);
         console.log(r.path.map((s) => `${s.qualifiedName} (${s.path}:${s.startLine})`).join('\n  → '));
         console.error(`from ${r.repository}@${r.commit?.slice(0, 12)}`);
-      });
+      }, ['neo4j']);
     });
 
   graph
@@ -107,7 +109,7 @@ export function registerGraphCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (repo: string, opts: { depth: number; json?: boolean }) => {
       await withPlatform(async (platform) => {
-        const r = await createGraphQueryService(platform).architecture(repo, { depth: opts.depth });
+        const r = await (await graphQueries(platform)).architecture(repo, { depth: opts.depth });
         if (opts.json) return printJson(r);
         console.log('folders:');
         for (const f of r.folders) console.log(`  ${f.folder.padEnd(40)} ${f.files} files, ${f.symbols} symbols`);
@@ -116,6 +118,6 @@ export function registerGraphCommands(program: Command): void {
         console.log('most used external modules:');
         for (const m of r.externalModules.slice(0, 15)) console.log(`  ${m.module}  (${m.importers} files)`);
         console.error(`from ${r.repository}@${r.commit.slice(0, 12)}`);
-      });
+      }, ['neo4j']);
     });
 }

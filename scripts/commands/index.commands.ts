@@ -1,12 +1,9 @@
 import { Option, type Command } from 'commander';
-import cliProgress from 'cli-progress';
-import { createRepositoryService } from '../../shared/indexing/repository.service.ts';
 import type { IndexProgress } from '../../shared/indexing/index-run.ts';
 import type { SemanticProgress } from '../../workers/jobs/semantic-embed.job.ts';
 import type { Platform } from '../../shared/platform.ts';
-import { list, printJson, wholeNumber, withPlatform } from './cli-support.ts';
+import { boundedWait, giveUpOption, list, printJson, wholeNumber, withPlatform } from './cli-support.ts';
 import { QUEUE_NAMES } from '../../shared/queue/registry.ts';
-import { createSearchService } from '../../shared/search/hybrid-search.ts';
 import { FILE_KINDS, type FileKind } from '../../shared/search/file-kind.ts';
 import { AppError } from '../../shared/errors.ts';
 import { describeCoverage, semanticCoverage } from '../../shared/semantic/coverage.ts';
@@ -22,24 +19,29 @@ function kindList(value: string, previous: FileKind[] = []): FileKind[] {
 }
 import { sleep } from '../stack/process.ts';
 
+// Loaded by the commands that use them: `repo list` or `search` must not load git, the indexer or BullMQ.
+const repositoryService = async (platform: Platform) => (await import('../../shared/indexing/repository.service.ts')).createRepositoryService(platform);
+const progressBars = async () => (await import('cli-progress')).default;
+
 /** Follows an index job until it finishes, with a progress bar on a TTY and plain lines otherwise. */
 /**
  * After a run publishes, the local model fills in its vectors in the background: `--wait` waits for that
  * too (search already works meanwhile, ranked by full text and fast vectors), with a progress bar. It stops
  * waiting, never the work, on Ctrl-C or when nothing can make progress (no worker, a failed job).
  */
-async function waitForModel(platform: Platform, ref: { repositoryId: number; branch: string }): Promise<void> {
+async function waitForModel(platform: Platform, ref: { repositoryId: number; branch: string }, wait: Waiter): Promise<void> {
   if (!platform.semantic) return;
   const queue = platform.queues.queues.semantic;
-  const coverageOf = async () => (await semanticCoverage(platform, [ref]))(ref)!;
+  const coverageOf = () => wait.poll('Postgres', async () => (await semanticCoverage(platform, [ref]))(ref)!);
   let c = await coverageOf();
   if (c.complete) return;
-  if ((await queue.getWorkersCount()) === 0) {
+  if ((await wait.poll('Redis', () => queue.getWorkersCount())) === 0) {
     console.error(`searchable now; the local model has embedded ${c.embedded} of ${c.total} chunks and no worker is running to embed the rest (start the platform with \`npm start\`)`);
     return;
   }
   console.error('searchable now; the local model is embedding it in the background (Ctrl-C stops waiting, not the work)');
   const tty = Boolean(process.stderr.isTTY);
+  const cliProgress = await progressBars();
   const bar = new cliProgress.SingleBar(
     { format: ' model     |{bar}| {value}/{total} chunks', hideCursor: true, clearOnComplete: false, stream: process.stderr },
     cliProgress.Presets.shades_classic,
@@ -55,8 +57,12 @@ async function waitForModel(platform: Platform, ref: { repositoryId: number; bra
         lastLine = Date.now();
         console.error(`model ${c.embedded}/${c.total} chunks`);
       }
-      const failed = (await queue.getFailed(0, 20)).find((j) => j.data?.repositoryId === ref.repositoryId && j.data?.branch === ref.branch && j.finishedOn && j.finishedOn > Date.now() - 60_000);
-      if (failed && !c.complete && (await queue.getActiveCount()) === 0 && (await queue.getWaitingCount()) === 0) {
+      const [failedJobs, active, waiting, workers] = await wait.poll('Redis', () =>
+        Promise.all([queue.getFailed(0, 20), queue.getActiveCount(), queue.getWaitingCount(), queue.getWorkersCount()]),
+      );
+      wait.workers(workers, active > 0);
+      const failed = failedJobs.find((j) => j.data?.repositoryId === ref.repositoryId && j.data?.branch === ref.branch && j.finishedOn && j.finishedOn > Date.now() - 60_000);
+      if (failed && !c.complete && active === 0 && waiting === 0) {
         if (tty) bar.stop();
         console.error(`the local model stopped at ${c.embedded} of ${c.total} chunks: ${failed.failedReason}`);
         return;
@@ -68,12 +74,25 @@ async function waitForModel(platform: Platform, ref: { repositoryId: number; bra
   console.log(`model vectors: ${c.embedded} of ${c.total} chunks${c.failed ? ` (${c.failed} the model failed on, skipped)` : ''}`);
 }
 
-async function waitForIndex(platform: Platform, jobId: string, options: { model: boolean }): Promise<boolean> {
+type Waiter = ReturnType<typeof boundedWait>;
+
+async function waitForIndex(platform: Platform, jobId: string, options: { model: boolean; giveUpAfter: number }): Promise<boolean> {
+  const wait = boundedWait(platform, { giveUpAfterMs: options.giveUpAfter * 1000, jobId, queue: 'index' });
+  try {
+    return await followIndex(platform, jobId, { model: options.model, wait });
+  } finally {
+    wait.close();
+  }
+}
+
+async function followIndex(platform: Platform, jobId: string, options: { model: boolean; wait: Waiter }): Promise<boolean> {
+  const { wait } = options;
   const queue = platform.queues.queues.index;
-  if ((await queue.getWorkersCount()) === 0) {
-    console.error('note: no worker is running on this queue; start the platform with `npm start` (the job waits until then)');
+  if ((await wait.poll('Redis', () => queue.getWorkersCount())) === 0) {
+    console.error(`note: no worker is running on this queue; start the platform with \`npm start\` (this waits ${Math.round(options.wait.giveUpAfterMs / 1000)} s for one)`);
   }
   const tty = Boolean(process.stderr.isTTY);
+  const cliProgress = await progressBars();
   const bar = new cliProgress.SingleBar(
     { format: ' {phase} |{bar}| {value}/{total} {unit}', hideCursor: true, clearOnComplete: false, stream: process.stderr, noTTYOutput: false },
     cliProgress.Presets.shades_classic,
@@ -82,15 +101,16 @@ async function waitForIndex(platform: Platform, jobId: string, options: { model:
   let lastPhase = '';
   try {
     for (;;) {
-      const job = await queue.getJob(jobId);
+      const job = await wait.poll('Redis', () => queue.getJob(jobId));
       if (!job) throw new Error(`job ${jobId} is gone (removed from the queue)`);
-      const state = await job.getState();
+      const state = await wait.poll('Redis', () => job.getState());
+      wait.workers(await wait.poll('Redis', () => queue.getWorkersCount()), state === 'active' || state === 'waiting-children');
       const p = (typeof job.progress === 'object' ? job.progress : {}) as Partial<IndexProgress>;
       let value = p.filesScanned ?? 0;
       let total = p.filesTotal ?? 0;
       let unit = 'files';
       if (state === 'waiting-children' || p.phase === 'embedding') {
-        const counts = await job.getDependenciesCount({ processed: true, unprocessed: true, ignored: true, failed: true });
+        const counts = await wait.poll('Redis', () => job.getDependenciesCount({ processed: true, unprocessed: true, ignored: true, failed: true }));
         total = p.batchesTotal ?? (counts.processed ?? 0) + (counts.unprocessed ?? 0);
         value = (counts.processed ?? 0) + (counts.ignored ?? 0) + (counts.failed ?? 0);
         unit = 'batches embedded';
@@ -107,7 +127,7 @@ async function waitForIndex(platform: Platform, jobId: string, options: { model:
       lastPhase = phase;
       // The job was read before its state: read it again, or a job that has just finished
       // still lacks its return value or failure reason.
-      const done = state === 'completed' || state === 'failed' ? ((await queue.getJob(jobId)) ?? job) : job;
+      const done = state === 'completed' || state === 'failed' ? ((await wait.poll('Redis', () => queue.getJob(jobId))) ?? job) : job;
       if (state === 'completed') {
         if (started) bar.stop();
         const r = done.returnvalue as { repositoryId: number; branch: string; commit: string; upToDate: boolean; chunks?: number; filesChanged?: number };
@@ -116,7 +136,7 @@ async function waitForIndex(platform: Platform, jobId: string, options: { model:
             ? `up to date at ${r.commit.slice(0, 12)}`
             : `indexed ${r.commit.slice(0, 12)}: ${r.filesChanged ?? 0} file(s) changed, ${r.chunks ?? 0} chunk(s)`,
         );
-        if (options.model) await waitForModel(platform, { repositoryId: r.repositoryId, branch: r.branch });
+        if (options.model) await waitForModel(platform, { repositoryId: r.repositoryId, branch: r.branch }, wait);
         return true;
       }
       if (state === 'failed') {
@@ -140,15 +160,16 @@ export function registerIndexCommands(program: Command): void {
     .argument('<source>', 'Git URL (https://…) or path of a local Git repository')
     .option('--branch <branch>', "branch to index (default: the remote's default branch)")
     .option('--name <name>', 'name to refer to it by (default: from the URL or folder)')
-    .option('--instance <instance>', 'instance it belongs to', 'private')
+    .option('--instance <instance>', 'instance it belongs to (one of INSTANCES; default: the first of them)')
     .option('--include <globs>', 'only index paths matching these globs (comma-separated, repeatable)', list)
     .option('--exclude <globs>', 'never index paths matching these globs (comma-separated, repeatable)', list)
     .option('--no-index', 'register only; index later with `pk-mcp index`')
     .option('--wait', 'wait for the first index and show its progress, then for the local model to embed it')
     .option('--no-model-wait', 'with --wait: return once it is searchable, without waiting for the local model')
-    .action(async (source: string, opts: { branch?: string; name?: string; instance: string; include?: string[]; exclude?: string[]; index: boolean; wait?: boolean; modelWait: boolean }) => {
+    .addOption(giveUpOption())
+    .action(async (source: string, opts: { branch?: string; name?: string; instance?: string; include?: string[]; exclude?: string[]; index: boolean; wait?: boolean; modelWait: boolean; giveUpAfter: number }) => {
       const ok = await withPlatform(async (platform) => {
-        const service = createRepositoryService(platform);
+        const service = await repositoryService(platform);
         const input = { source, name: opts.name, branch: opts.branch, instance: opts.instance, include: opts.include, exclude: opts.exclude };
         if (!opts.index) {
           const created = await service.add(input);
@@ -159,7 +180,7 @@ export function registerIndexCommands(program: Command): void {
         const { repository: created, jobId } = await service.addAndIndex(input);
         console.log(`added ${created.name} (${service.describeSource(created)}, branch ${created.defaultBranch})`);
         console.log(`indexing: job ${jobId}`);
-        return opts.wait ? waitForIndex(platform, jobId, { model: opts.modelWait }) : true;
+        return opts.wait ? waitForIndex(platform, jobId, { model: opts.modelWait, giveUpAfter: opts.giveUpAfter }) : true;
       });
       if (!ok) process.exitCode = 1;
     });
@@ -182,7 +203,7 @@ export function registerIndexCommands(program: Command): void {
             );
           }
         }
-      });
+      }, ['postgres']);
     });
 
   repo
@@ -191,7 +212,7 @@ export function registerIndexCommands(program: Command): void {
     .argument('<name>', 'repository name')
     .action(async (name: string) => {
       await withPlatform(async (platform) => {
-        await createRepositoryService(platform).remove(name);
+        await (await repositoryService(platform)).remove(name);
         console.log(`removed ${name}`);
       });
     });
@@ -204,12 +225,13 @@ export function registerIndexCommands(program: Command): void {
     .option('--full', 'reconcile every file instead of diffing from the last indexed commit')
     .option('--wait', 'wait until it is searchable, with a progress bar, then for the local model to embed it')
     .option('--no-model-wait', 'with --wait: return once it is searchable, without waiting for the local model')
-    .action(async (name: string, opts: { branch?: string; full?: boolean; wait?: boolean; modelWait: boolean }) => {
+    .addOption(giveUpOption())
+    .action(async (name: string, opts: { branch?: string; full?: boolean; wait?: boolean; modelWait: boolean; giveUpAfter: number }) => {
       const ok = await withPlatform(async (platform) => {
-        const { jobId, branch } = await createRepositoryService(platform).requestIndex(name, opts);
+        const { jobId, branch } = await (await repositoryService(platform)).requestIndex(name, opts);
         console.log(`indexing ${name}@${branch}: job ${jobId}`);
-        return opts.wait ? waitForIndex(platform, jobId, { model: opts.modelWait }) : true;
-      });
+        return opts.wait ? waitForIndex(platform, jobId, { model: opts.modelWait, giveUpAfter: opts.giveUpAfter }) : true;
+      }, ['redis']);
       if (!ok) process.exitCode = 1;
     });
 
@@ -226,6 +248,7 @@ export function registerIndexCommands(program: Command): void {
     .option('--json', 'print JSON (each hit explains its rank)')
     .action(async (query: string, opts: { repo?: string[]; lang?: string; path?: string; limit: number; kind?: FileKind[]; perFile: number; json?: boolean }) => {
       await withPlatform(async (platform) => {
+        const { createSearchService } = await import('../../shared/search/hybrid-search.ts');
         const { hits, tookMs, warnings } = await createSearchService(platform).search({
           query,
           repositories: opts.repo,
@@ -244,7 +267,7 @@ export function registerIndexCommands(program: Command): void {
           console.log(h.snippet.split('\n').slice(0, 6).map((l) => `    ${l}`).join('\n'));
         }
         console.error(`${hits.length} result(s) in ${tookMs} ms`);
-      });
+      }, ['chroma', 'neo4j', 'embeddings']);
     });
 
   program
@@ -286,6 +309,6 @@ export function registerIndexCommands(program: Command): void {
                 : `${p.phase} ${p.filesScanned ?? 0}/${p.filesTotal ?? 0} files ${p.chunks ?? 0} chunks`;
           console.log(`${r.queue.padEnd(8)} ${String(r.id).padEnd(28)} ${r.name.padEnd(18)} ${r.state.padEnd(16)} ${progress}${r.failedReason ? ` ${r.failedReason}` : ''}`);
         }
-      });
+      }, ['redis']);
     });
 }

@@ -5,7 +5,7 @@ import { list, printJson, withPlatform } from './cli-support.ts';
 
 /** The token service over the platform's Postgres (which `withPlatform` has migrated). */
 async function withTokens<T>(fn: (tokens: TokenService) => Promise<T>): Promise<T> {
-  return withPlatform(async (platform: Platform) => fn(createTokenService(platform.stores.postgres, { instances: platform.config.instances })));
+  return withPlatform(async (platform: Platform) => fn(createTokenService(platform.stores.postgres, { instances: platform.config.instances })), ['postgres']);
 }
 
 const date = (d: Date | null) => (d ? d.toISOString().replace(/\.\d{3}Z$/, 'Z') : '-');
