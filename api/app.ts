@@ -7,6 +7,8 @@ import type { Platform } from '../shared/platform.ts';
 import { createJobStatusService } from '../shared/queue/job-status.service.ts';
 import { createSearchService } from '../shared/search/hybrid-search.ts';
 import { createTokenService } from '../shared/auth/token.service.ts';
+import { createOidcVerifier } from '../shared/auth/oidc.verifier.ts';
+import { oauthMetadataRoutes, resourceMetadataUrl } from './routes/oauth-metadata.routes.ts';
 import { createWebhookService } from '../shared/webhooks/webhook.service.ts';
 import { registerAuth } from './plugins/auth.plugin.ts';
 import { registerDashboard } from './plugins/dashboard.plugin.ts';
@@ -83,7 +85,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     queuePrefix: config.queuePrefix,
   });
   await registerOpenApi(app, API_VERSION);
-  await registerAuth(app, { tokens });
+  const oidc = config.oidc ? createOidcVerifier(config.oidc, { instances: config.instances, logger }) : null;
+  await registerAuth(app, {
+    tokens,
+    oidc,
+    audit: platform.audit,
+    ...(config.oidc ? { resourceMetadataUrl: resourceMetadataUrl(config.oidc.resource) } : {}),
+  });
   const metricsServer = await registerMetrics(app, metrics, config.metricsPort);
   app.addHook('onClose', async () => {
     await metrics.close();
@@ -95,6 +103,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     readyCheckTimeoutMs: config.readyCheckTimeoutMs,
   });
   await app.register(webhookRoutes, { webhooks });
+  if (config.oidc) await app.register(oauthMetadataRoutes, { oidc: config.oidc });
   await app.register(
     async (v1) => {
       await v1.register(repositoryRoutes, { platform, repos });

@@ -7,6 +7,7 @@ import { createShutdown, onSignals } from '../shared/shutdown.ts';
 import { buildApp } from './app.ts';
 import { loadSemanticModel } from '../shared/semantic/load.ts';
 import { startSecretAgent } from '../shared/secrets/secret-agent.ts';
+import { scheduleAuditRetention } from '../shared/stores/audit.repository.ts';
 
 /** Composition root of the API process. */
 async function main(): Promise<void> {
@@ -29,10 +30,16 @@ async function main(): Promise<void> {
   const app = await buildApp({ logger, platform });
   // Follows secret rotations: re-reads the *_FILE secrets when told, and reports which values it uses.
   const secrets = startSecretAgent(platform, logger, { role: 'api' });
+  const retention = scheduleAuditRetention(platform.audit, {
+    retentionDays: config.audit.retentionDays,
+    onPruned: (count) => logger.info({ count, retentionDays: config.audit.retentionDays }, 'audit rows past the retention period deleted'),
+    onError: (err) => logger.warn({ err }, 'could not prune the audit trail'),
+  });
   const shutdown = createShutdown(
     logger,
     [
       { name: 'http', run: () => app.close() },
+      { name: 'audit retention', run: async () => retention.close() },
       { name: 'secret agent', run: () => secrets.close() },
       { name: 'queues and stores', run: () => platform.close() },
     ],

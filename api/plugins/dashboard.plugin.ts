@@ -31,7 +31,10 @@ export async function registerDashboard(app: FastifyInstance, queues: QueueRegis
           // The board shows every instance's jobs and acts on whole queues: an admin of some instances only may not.
           assertEveryInstance(request, instances);
         } catch (err) {
-          if (err instanceof AppError) return reply.status(err.statusCode).send({ error: err.code, message: err.message });
+          if (err instanceof AppError) {
+            await app.auditRefusal(request, err);
+            return reply.status(err.statusCode).send({ error: err.code, message: err.message });
+          }
           throw err;
         }
       });

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { BackupService } from '../../shared/backup/backup.service.ts';
 import type { Platform } from '../../shared/platform.ts';
 import { badRequest } from '../../shared/errors.ts';
-import { assertEveryInstance, assertInstance } from '../plugins/auth.plugin.ts';
+import { assertEveryInstance, assertInstance, bodyInstanceCheck } from '../plugins/auth.plugin.ts';
 import { errorResponses } from '../schemas/common.ts';
 
 const fileName = z
@@ -23,7 +23,7 @@ export const adminRoutes: FastifyPluginAsyncZod<{ platform: Platform; backups: B
   const requireAdmin = app.requireScope('admin');
   const configured = platform.config.instances;
   const everyInstance = {
-    preHandler: async (request: FastifyRequest, reply: FastifyReply) => {
+    onRequest: async (request: FastifyRequest, reply: FastifyReply) => {
       await requireAdmin(request, reply);
       assertEveryInstance(request, configured);
     },
@@ -45,7 +45,10 @@ export const adminRoutes: FastifyPluginAsyncZod<{ platform: Platform; backups: B
   app.post(
     '/admin/backups',
     {
-      preHandler: requireAdmin,
+      onRequest: requireAdmin,
+      preValidation: bodyInstanceCheck(configured),
+      // Who asked, from where; the job records the outcome as `backup.create` (likewise below).
+      config: { audit: { action: 'backup.create.queued', target: (request) => (request.body as { instance?: string } | undefined)?.instance ?? 'all' } },
       schema: {
         tags: ['admin'],
         summary: 'Take a backup set of one instance, or of every instance (and the tokens and audit trail)',
@@ -70,6 +73,7 @@ export const adminRoutes: FastifyPluginAsyncZod<{ platform: Platform; backups: B
     '/admin/backups/:file/verify',
     {
       ...everyInstance,
+      config: { audit: { action: 'backup.verify.queued' } },
       schema: {
         tags: ['admin'],
         summary: 'Verify a set: restore it into a scratch namespace, compare every count, run its probes, drop it',
@@ -88,6 +92,7 @@ export const adminRoutes: FastifyPluginAsyncZod<{ platform: Platform; backups: B
     '/admin/backups/:file/restore',
     {
       ...everyInstance,
+      config: { audit: { action: 'backup.restore.queued' } },
       schema: {
         tags: ['admin'],
         summary: 'Restore a set (checked whole first); replaces existing data only with `replace: true`',
@@ -118,6 +123,7 @@ export const adminRoutes: FastifyPluginAsyncZod<{ platform: Platform; backups: B
     '/admin/backups/prune',
     {
       ...everyInstance,
+      config: { audit: { action: 'backup.prune.queued', target: () => 'backups' } },
       schema: { tags: ['admin'], summary: 'Remove the sets the retention policy does not keep', response: { 202: queued, ...errorResponses } },
     },
     async (request, reply) => {
@@ -132,12 +138,13 @@ export const adminRoutes: FastifyPluginAsyncZod<{ platform: Platform; backups: B
       ...everyInstance,
       schema: {
         tags: ['admin'],
-        summary: 'The audit trail, newest first: admin actions and maintenance jobs with who, what, result and duration',
+        summary: 'The audit trail, newest first: admin actions, maintenance jobs and refused requests with who, what, result, source address and duration',
         querystring: z
           .object({
             since: z.iso.datetime({ offset: true }).optional().describe('ISO 8601 time, e.g. 2026-12-01T00:00:00Z'),
-            principal: z.string().min(1).max(200).optional().describe("who acted: a token's name, 'cli', or 'schedule:<name>'"),
-            action: z.string().min(1).max(100).optional().describe('an action (backup.create) or a family (backup)'),
+            principal: z.string().min(1).max(300).optional().describe("who acted: a token's name, oidc:<subject>, 'anonymous', 'cli', or 'schedule:<name>'"),
+            action: z.string().min(1).max(100).optional().describe('an action (backup.create) or a family (backup, auth)'),
+            result: z.enum(['ok', 'failed', 'refused']).optional().describe('only rows with this outcome'),
             limit: z.coerce.number().int().min(1).max(1000).default(100),
           })
           .strict(),
@@ -150,6 +157,7 @@ export const adminRoutes: FastifyPluginAsyncZod<{ platform: Platform; backups: B
         ...(q.since ? { since: new Date(q.since) } : {}),
         ...(q.principal ? { actor: q.principal } : {}),
         ...(q.action ? { action: q.action } : {}),
+        ...(q.result ? { result: q.result } : {}),
         limit: q.limit,
       });
       return { entries: entries.map((e) => ({ ...e, at: e.at.toISOString() })) };

@@ -35,7 +35,7 @@ export const graphRoutes: FastifyPluginAsyncZod<{ graph: GraphQueryService; metr
   app.addHook('onResponse', async (request, reply) => {
     if (reply.statusCode < 400) metrics.searchSeconds.observe({ kind: `graph:${request.routeOptions.url?.split('/').pop()}` }, reply.elapsedTime / 1000);
   });
-  const read = { preHandler: app.requireScope('read') };
+  const read = { onRequest: app.requireScope('read') };
 
   app.get(
     '/graph/symbols',

@@ -32,7 +32,7 @@ export const jobRoutes: FastifyPluginAsyncZod<{ platform: Platform; jobs: JobSta
   app.get(
     '/jobs/:id',
     {
-      preHandler: app.requireScope('read'),
+      onRequest: app.requireScope('read'),
       schema: {
         tags: ['jobs'],
         summary: 'State, progress and failure reason of a job',
@@ -53,7 +53,7 @@ export const jobRoutes: FastifyPluginAsyncZod<{ platform: Platform; jobs: JobSta
   app.get(
     '/jobs',
     {
-      preHandler: app.requireScope('read'),
+      onRequest: app.requireScope('read'),
       schema: {
         tags: ['jobs'],
         summary: 'Recent jobs by queue and state',
@@ -77,7 +77,7 @@ export const jobRoutes: FastifyPluginAsyncZod<{ platform: Platform; jobs: JobSta
   app.get(
     '/instances',
     {
-      preHandler: app.requireScope('read'),
+      onRequest: app.requireScope('read'),
       schema: {
         tags: ['instances'],
         summary: 'Instances this token may use, with their repository counts',

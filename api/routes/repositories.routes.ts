@@ -4,7 +4,7 @@ import { badRequest, notFound } from '../../shared/errors.ts';
 import type { RepositoryService } from '../../shared/indexing/repository.service.ts';
 import type { Platform } from '../../shared/platform.ts';
 import type { Repository, RepositoryBranch } from '../../shared/stores/repository.repository.ts';
-import { assertInstance } from '../plugins/auth.plugin.ts';
+import { assertInstance, bodyInstanceCheck } from '../plugins/auth.plugin.ts';
 import { semanticCoverage, type BranchSemanticCoverage } from '../../shared/semantic/coverage.ts';
 import { branchName, commaList, errorResponses, indexGlob, repoName } from '../schemas/common.ts';
 
@@ -72,7 +72,9 @@ export const repositoryRoutes: FastifyPluginAsyncZod<{ platform: Platform; repos
   app.post(
     '/repositories',
     {
-      preHandler: app.requireScope('write'),
+      onRequest: app.requireScope('write'),
+      preValidation: bodyInstanceCheck(platform.config.instances),
+      config: { audit: { action: 'repository.add' } },
       schema: {
         tags: ['repositories'],
         summary: 'Register a repository and start indexing it',
@@ -99,7 +101,9 @@ export const repositoryRoutes: FastifyPluginAsyncZod<{ platform: Platform; repos
       }
       assertInstance(request, instance);
       // Registered and enqueued together: a registration whose run could not be enqueued is taken back.
+      request.auditTarget = request.body.name ?? null;
       const { repository: created, jobId } = await repos.addAndIndex({ ...request.body, instance });
+      request.auditTarget = created.name;
       const branches = (await platform.repositories.list({ instances: [created.instance] })).find((r) => r.id === created.id)?.branches ?? [];
       return reply.status(201).send({ repository: present(repos, created, branches, await semanticCoverage(platform, branches)), jobId });
     },
@@ -108,7 +112,7 @@ export const repositoryRoutes: FastifyPluginAsyncZod<{ platform: Platform; repos
   app.get(
     '/repositories',
     {
-      preHandler: app.requireScope('read'),
+      onRequest: app.requireScope('read'),
       schema: {
         tags: ['repositories'],
         summary: 'List repositories with their branches, status and counts',
@@ -128,7 +132,7 @@ export const repositoryRoutes: FastifyPluginAsyncZod<{ platform: Platform; repos
   app.get(
     '/repositories/:name',
     {
-      preHandler: app.requireScope('read'),
+      onRequest: app.requireScope('read'),
       schema: {
         tags: ['repositories'],
         summary: 'One repository',
@@ -146,7 +150,8 @@ export const repositoryRoutes: FastifyPluginAsyncZod<{ platform: Platform; repos
   app.delete(
     '/repositories/:name',
     {
-      preHandler: app.requireScope('write'),
+      onRequest: app.requireScope('write'),
+      config: { audit: { action: 'repository.remove' } },
       schema: {
         tags: ['repositories'],
         summary: 'Remove a repository and all its data from every store',
@@ -164,7 +169,8 @@ export const repositoryRoutes: FastifyPluginAsyncZod<{ platform: Platform; repos
   app.post(
     '/repositories/:name/reindex',
     {
-      preHandler: app.requireScope('write'),
+      onRequest: app.requireScope('write'),
+      config: { audit: { action: 'repository.reindex' } },
       schema: {
         tags: ['repositories'],
         summary: 'Queue a reindex (incremental unless full); repeated requests coalesce',

@@ -47,7 +47,7 @@ export const searchRoutes: FastifyPluginAsyncZod<{ search: SearchService; metric
   app.get(
     '/search',
     {
-      preHandler: app.requireScope('read'),
+      onRequest: app.requireScope('read'),
       schema: {
         tags: ['search'],
         summary: 'Hybrid search: model and fast vectors (ChromaDB) and full text (Postgres) fused by reciprocal rank, re-scored, one hit per file',

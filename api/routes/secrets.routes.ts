@@ -17,7 +17,7 @@ export const secretRoutes: FastifyPluginAsyncZod<{ platform: Platform; logger: L
   const service = createSecretRotationService({ platform, logger });
   const requireAdmin = app.requireScope('admin');
   const admin = {
-    preHandler: async (request: FastifyRequest, reply: FastifyReply) => {
+    onRequest: async (request: FastifyRequest, reply: FastifyReply) => {
       await requireAdmin(request, reply);
       assertEveryInstance(request, platform.config.instances);
     },
@@ -54,6 +54,8 @@ export const secretRoutes: FastifyPluginAsyncZod<{ platform: Platform; logger: L
     '/admin/secrets/:name/rotate',
     {
       ...admin,
+      // Who asked, from where; the job records the rotation's outcome as `secret.rotate`.
+      config: { audit: { action: 'secret.rotate.queued' } },
       schema: {
         tags: ['secrets'],
         summary: "Queue the rotation of a managed secret, or of all of them ('all'); follow it with GET /api/v1/jobs/{jobId}",

@@ -13,16 +13,19 @@ export const tokenRoutes: FastifyPluginAsyncZod<{ tokens: TokenService; instance
   // Managing tokens is managing access to every instance: an admin of some instances only would otherwise
   // create a '*' token, or rotate one and receive its new value.
   const admin = {
-    preHandler: async (request: FastifyRequest, reply: FastifyReply) => {
+    onRequest: async (request: FastifyRequest, reply: FastifyReply) => {
       await requireAdmin(request, reply);
       assertEveryInstance(request, configured);
     },
   };
 
+  // The token service records each change (with who and from where) in the transaction that makes it;
+  // the routes add a row only for a refused or failed request.
   app.post(
     '/tokens',
     {
       ...admin,
+      config: { audit: { action: 'token.create', target: (request) => (request.body as { name?: unknown } | undefined)?.name as string | undefined, unlessOk: true } },
       schema: {
         tags: ['tokens'],
         summary: 'Create a token; its value is in this answer only',
@@ -45,6 +48,7 @@ export const tokenRoutes: FastifyPluginAsyncZod<{ tokens: TokenService; instance
         scopes,
         instances,
         actor: request.principal!.name,
+        source: request.ip,
         ...(expires !== undefined ? { expiresInMs: parseDuration(expires) } : {}),
         ...(rotateEvery !== undefined ? { rotateEveryMs: parseDuration(rotateEvery) } : {}),
       });
@@ -75,10 +79,11 @@ export const tokenRoutes: FastifyPluginAsyncZod<{ tokens: TokenService; instance
     '/tokens/:name',
     {
       ...admin,
+      config: { audit: { action: 'token.revoke', unlessOk: true } },
       schema: { tags: ['tokens'], summary: 'Revoke a token', params: z.object({ name: tokenName }), response: { 204: z.null(), ...errorResponses } },
     },
     async (request, reply) => {
-      await tokens.revoke(request.params.name, { actor: request.principal!.name });
+      await tokens.revoke(request.params.name, { actor: request.principal!.name, source: request.ip });
       return reply.status(204).send(null);
     },
   );
@@ -87,6 +92,7 @@ export const tokenRoutes: FastifyPluginAsyncZod<{ tokens: TokenService; instance
     '/tokens/:name/rotate',
     {
       ...admin,
+      config: { audit: { action: 'token.rotate', unlessOk: true } },
       schema: {
         tags: ['tokens'],
         summary: 'Give a token a new value; the old one stays valid for the grace period',
@@ -101,7 +107,7 @@ export const tokenRoutes: FastifyPluginAsyncZod<{ tokens: TokenService; instance
     async (request) => {
       const grace = request.body?.grace;
       // `grace: ""` is a mistake to report, not a request for no grace: only an absent grace means 0.
-      const rotated = await tokens.rotate(request.params.name, { graceMs: grace !== undefined ? parseDuration(grace) : 0, actor: request.principal!.name });
+      const rotated = await tokens.rotate(request.params.name, { graceMs: grace !== undefined ? parseDuration(grace) : 0, actor: request.principal!.name, source: request.ip });
       return { name: request.params.name, token: rotated.token };
     },
   );

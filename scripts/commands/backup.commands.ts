@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { createBackupService, type BackupProgress, type CheckResult } from '../../shared/backup/backup.service.ts';
 import { AppError } from '../../shared/errors.ts';
 import type { Platform } from '../../shared/platform.ts';
+import type { AuditResult } from '../../shared/stores/audit.repository.ts';
 import { sleep } from '../stack/process.ts';
 import { cliLogger, printJson, printTable, wholeNumber, withPlatform } from './cli-support.ts';
 
@@ -182,26 +183,31 @@ export function registerBackupCommands(program: Command): void {
 
   program
     .command('audit')
-    .description('read the audit trail: admin actions and maintenance jobs, newest first')
+    .description('read the audit trail: admin actions, maintenance jobs and refused requests, newest first')
     .option('--since <time>', 'from this time on (ISO 8601, e.g. 2026-12-01 or 2026-12-01T08:00:00Z)')
-    .option('--principal <name>', "who acted: a token's name, 'cli', or 'schedule:<name>'")
-    .option('--action <action>', 'an action (backup.create) or a family (backup)')
+    .option('--principal <name>', "who acted: a token's name, oidc:<subject>, 'anonymous', 'cli', or 'schedule:<name>'")
+    .option('--action <action>', 'an action (backup.create) or a family (backup, auth)')
+    .option('--result <result>', 'only ok, failed or refused rows')
     .option('--limit <n>', 'at most this many rows (default 100)', wholeNumber('--limit', 1, 10000), 100)
     .option('--json', 'print JSON')
-    .action(async (opts: { since?: string; principal?: string; action?: string; limit: number; json?: boolean }) => {
+    .action(async (opts: { since?: string; principal?: string; action?: string; result?: string; limit: number; json?: boolean }) => {
+      if (opts.result !== undefined && !['ok', 'failed', 'refused'].includes(opts.result)) {
+        throw new AppError(400, 'invalid_option', `--result must be ok, failed or refused, not "${opts.result}"`);
+      }
       let since: Date | undefined;
       if (opts.since !== undefined) {
         since = new Date(opts.since);
         if (Number.isNaN(since.getTime())) throw new AppError(400, 'invalid_option', `--since must be a date or time (ISO 8601), not "${opts.since}"`);
       }
       await withPlatform(async (platform) => {
-        const entries = await platform.audit.list({ ...(since ? { since } : {}), ...(opts.principal ? { actor: opts.principal } : {}), ...(opts.action ? { action: opts.action } : {}), limit: opts.limit });
+        const entries = await platform.audit.list({ ...(since ? { since } : {}), ...(opts.principal ? { actor: opts.principal } : {}), ...(opts.action ? { action: opts.action } : {}), ...(opts.result ? { result: opts.result as AuditResult } : {}), limit: opts.limit });
         if (opts.json) return printJson(entries);
         if (entries.length === 0) return console.log('no audit entries match');
         for (const e of entries) {
           const took = e.durationMs === null ? '' : ` ${(e.durationMs / 1000).toFixed(1)}s`;
-          const detail = e.result === 'ok' ? '' : ` — ${String(e.details.error ?? '')}`;
-          console.log(`${e.at.toISOString().replace(/\.\d{3}Z$/, 'Z')}  ${e.actor}  ${e.action}${e.target ? ` ${e.target}` : ''}  ${e.result}${took}${detail}`);
+          const detail = e.result === 'ok' ? '' : ` — ${String(e.details.reason ?? e.details.error ?? '')}`;
+          const from = e.source ? `  from ${e.source}` : '';
+          console.log(`${e.at.toISOString().replace(/\.\d{3}Z$/, 'Z')}  ${e.actor}  ${e.action}${e.target ? ` ${e.target}` : ''}  ${e.result}${took}${from}${detail}`);
         }
       });
     });

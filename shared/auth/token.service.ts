@@ -34,8 +34,17 @@ const SCOPE_RANK: Record<Scope, number> = { read: 1, write: 2, admin: 3 };
 const DEFAULT_LAST_USED_INTERVAL_MS = 60_000;
 
 export interface Principal {
+  /**
+   * The token's id; for an OIDC principal a stable negative number derived from issuer and subject, so that
+   * what is bound to "the token" (an MCP session) stays bound to the person across refreshed JWTs.
+   */
   tokenId: number;
+  /** A token's name, or `oidc:<subject>` for a JWT from the identity provider: what the audit trail records. */
   name: string;
+  /** 'oidc' for a JWT from the configured issuer; absent for an API token. */
+  kind?: 'oidc';
+  /** The JWT's subject (OIDC only). */
+  subject?: string;
   /** The scopes granted; check them with `hasScope`, which applies the hierarchy. */
   scopes: Scope[];
   /** Configured instances this token may use, with '*' already expanded. */
@@ -72,6 +81,8 @@ export interface NewToken {
   rotateEveryMs?: number;
   /** Who asks, for the audit log: the acting token's name, or 'cli'. Recorded as 'unknown' when left out. */
   actor?: string;
+  /** Where the request came from, for the audit log (the client's address); null for the CLI. */
+  source?: string | null;
 }
 
 export interface IssuedToken {
@@ -224,13 +235,14 @@ export function createTokenService(pg: PostgresConnection, options: TokenService
   /** Writes go through here so this process sees them at once, not only when the notification arrives. */
   const transaction = <T>(fn: Parameters<typeof pg.transaction<T>>[0]) => pg.transaction(fn).finally(tokenCache.invalidate);
 
-  async function audit(db: Queryable, at: Date, actor: string, action: string, target: string, details: Record<string, unknown>) {
-    await db.query(`INSERT INTO audit_log (at, actor, action, target, details) VALUES ($1, $2, $3, $4, $5)`, [
+  async function audit(db: Queryable, at: Date, actor: string, action: string, target: string, details: Record<string, unknown>, source?: string | null) {
+    await db.query(`INSERT INTO audit_log (at, actor, action, target, details, source) VALUES ($1, $2, $3, $4, $5, $6)`, [
       at,
       actor,
       action,
       target,
       JSON.stringify(details),
+      source ?? null,
     ]);
   }
 
@@ -299,7 +311,7 @@ export function createTokenService(pg: PostgresConnection, options: TokenService
       );
       if (existing.rows[0]) throw nameTaken(name, existing.rows[0].expires_at as Date | null, now);
       const id = await insertToken(client, { name, token, scopes, instances, createdAt: now, expiresAt, rotateEveryMs: input.rotateEveryMs ?? null });
-      await audit(client, now, input.actor ?? 'unknown', 'token.create', name, { tokenId: id, scopes, instances, expiresAt, ...(input.rotateEveryMs ? { rotateEveryMs: input.rotateEveryMs } : {}) });
+      await audit(client, now, input.actor ?? 'unknown', 'token.create', name, { tokenId: id, scopes, instances, expiresAt, ...(input.rotateEveryMs ? { rotateEveryMs: input.rotateEveryMs } : {}) }, input.source);
       return { token, record: await currentRecord(client, now, name) };
     });
   }
@@ -312,7 +324,7 @@ export function createTokenService(pg: PostgresConnection, options: TokenService
   }
 
   /** Revokes a token and every previous value still in its grace period; its name becomes free again. */
-  async function revoke(name: string, opts: { actor?: string } = {}): Promise<TokenRecord> {
+  async function revoke(name: string, opts: { actor?: string; source?: string | null } = {}): Promise<TokenRecord> {
     const now = clock();
     return transaction(async (client) => {
       const { rows } = await client.query(
@@ -321,7 +333,7 @@ export function createTokenService(pg: PostgresConnection, options: TokenService
       );
       const current = rows.find((r) => r.rotated_at === null);
       if (!current) throw notFound(`no active token named '${name}'`);
-      await audit(client, now, opts.actor ?? 'unknown', 'token.revoke', name, { tokenId: Number(current.id), valuesRevoked: rows.length });
+      await audit(client, now, opts.actor ?? 'unknown', 'token.revoke', name, { tokenId: Number(current.id), valuesRevoked: rows.length }, opts.source);
       return currentRecord(client, now, name);
     });
   }
@@ -334,7 +346,7 @@ export function createTokenService(pg: PostgresConnection, options: TokenService
    */
   async function rotate(
     name: string,
-    opts: { graceMs?: number; expiresInMs?: number; actor?: string; beforeCommit?: (token: string) => Promise<void> } = {},
+    opts: { graceMs?: number; expiresInMs?: number; actor?: string; source?: string | null; beforeCommit?: (token: string) => Promise<void> } = {},
   ): Promise<IssuedToken> {
     const graceMs = opts.graceMs ?? 0;
     if (!Number.isSafeInteger(graceMs) || graceMs < 0) throw badRequest('grace must be zero or a positive duration');
@@ -375,7 +387,7 @@ export function createTokenService(pg: PostgresConnection, options: TokenService
         previousTokenId: Number(old.id),
         previousValidUntil: validUntil,
         expiresAt,
-      });
+      }, opts.source);
       await opts.beforeCommit?.(token);
       return { token, record: await currentRecord(client, now, name) };
     });

@@ -102,6 +102,33 @@ export const envSchema = z.object({
     .optional(),
   METRICS_PORT: z.preprocess((v) => (v === '' ? undefined : v), port.optional()),
 
+  // Sign-in with an identity provider (OIDC) beside the API tokens: JWTs from OIDC_ISSUER are accepted when set.
+  OIDC_ISSUER: optionalUrl,
+  OIDC_AUDIENCE: z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((x) => x.trim()).filter(Boolean)),
+  OIDC_ALGORITHMS: z
+    .string()
+    .default('RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,ES512,EdDSA')
+    .transform((v) => v.split(',').map((x) => x.trim()).filter(Boolean))
+    // Symmetric algorithms would let anyone holding a public JWK forge tokens; 'none' is no signature at all.
+    .pipe(z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'], { error: 'only asymmetric JWS algorithms (RS*, PS*, ES*, EdDSA) are accepted' })).min(1)),
+  OIDC_CLOCK_SKEW: duration.refine((ms) => ms <= 300_000, 'at most 5m: a larger skew keeps expired tokens alive').default(30_000),
+  OIDC_SUBJECT_CLAIM: z.string().min(1).default('sub'),
+  OIDC_SCOPES_CLAIM: z.string().default('scope'),
+  OIDC_SCOPE_MAP: z.string().default(''),
+  OIDC_INSTANCES_CLAIM: z.string().default('groups'),
+  OIDC_INSTANCE_MAP: z.string().default(''),
+  OIDC_DEFAULT_SCOPES: z.string().default(''),
+  OIDC_DEFAULT_INSTANCES: z.string().default(''),
+  OIDC_JWKS_REFRESH: duration.default(600_000),
+  OIDC_JWKS_MAX_AGE: duration.default(86_400_000),
+  OIDC_HTTP_TIMEOUT_MS: positiveInt.max(60_000).default(5000),
+  OIDC_RESOURCE: optionalUrl,
+  // The audit trail keeps rows this many days (0: for ever); the API deletes older ones every hour.
+  AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(365),
+
   // Secrets read from files (Docker/Kubernetes secrets style): a file wins over the value in the URL or variable.
   SECRETS_DIR: optionalPath,
   DATABASE_PASSWORD_FILE: optionalPath,
@@ -227,6 +254,9 @@ export interface Config extends StoreUrls {
   webhookSecret: string | undefined;
   /** Serve /metrics on this separate port (loopback) instead of the API port. */
   metricsPort: number | undefined;
+  /** JWTs from an OIDC issuer accepted beside the tokens; null when OIDC_ISSUER is not set. */
+  oidc: OidcConfig | null;
+  audit: { retentionDays: number };
   logLevel: Env['LOG_LEVEL'];
   logPretty: boolean;
   dataDir: string;
@@ -267,6 +297,93 @@ export interface Config extends StoreUrls {
     /** How long one job embeds a branch before it hands over to other branches (default two minutes). */
     sliceMs?: number;
   } | null;
+}
+
+export interface OidcConfig {
+  issuer: string;
+  /** Accepted `aud` values: a JWT must name at least one. */
+  audiences: string[];
+  algorithms: string[];
+  clockSkewMs: number;
+  subjectClaim: string;
+  /** Claim (a dotted path: `realm_access.roles`) whose values become scopes; '' for none. */
+  scopesClaim: string;
+  /** Claim value → scopes; null: values named read, write or admin are taken as they are. */
+  scopeMap: Record<string, string[]> | null;
+  instancesClaim: string;
+  /** Claim value → instances ('*': every one); null: values naming a configured instance are taken as they are. */
+  instanceMap: Record<string, string[]> | null;
+  defaultScopes: string[];
+  defaultInstances: string[];
+  /** How often the key set is fetched again (sooner for a key id it lacks). */
+  jwksRefreshMs: number;
+  /** Keys fetched this long ago are still used while the issuer cannot be reached; after that, JWTs get 503. */
+  jwksMaxAgeMs: number;
+  httpTimeoutMs: number;
+  /** The protected resource (the MCP endpoint) named in /.well-known/oauth-protected-resource. */
+  resource: string;
+}
+
+const SCOPE_NAMES = ['read', 'write', 'admin'];
+
+/** `a:x,b:x,b:y` → { a: [x], b: [x, y] }, each value checked by `valid` (which returns a problem or undefined). */
+function parseClaimMap(name: string, text: string, valid: (v: string) => string | undefined, problems: string[]): Record<string, string[]> | null {
+  if (text.trim() === '') return null;
+  const map: Record<string, string[]> = {};
+  for (const pair of text.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const at = pair.lastIndexOf(':');
+    const key = pair.slice(0, at).trim();
+    const value = pair.slice(at + 1).trim();
+    if (at <= 0 || value === '') {
+      problems.push(`${name}: '${pair}' is not claim-value:target (e.g. pk-admins:admin)`);
+      continue;
+    }
+    const problem = valid(value);
+    if (problem) problems.push(`${name}: ${problem}`);
+    else (map[key] ??= []).push(value);
+  }
+  return map;
+}
+
+function oidcConfig(e: Env, problems: string[]): OidcConfig | null {
+  if (!e.OIDC_ISSUER) {
+    const stray = (['OIDC_AUDIENCE', 'OIDC_SCOPE_MAP', 'OIDC_INSTANCE_MAP'] as const).filter((k) => (Array.isArray(e[k]) ? e[k].length > 0 : e[k] !== ''));
+    if (stray.length > 0) problems.push(`${stray.join(', ')} set without OIDC_ISSUER: set the issuer too, or remove them`);
+    return null;
+  }
+  const issuer = new URL(e.OIDC_ISSUER);
+  const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(issuer.hostname);
+  if (issuer.protocol !== 'https:' && !(issuer.protocol === 'http:' && loopback)) {
+    problems.push(`OIDC_ISSUER must be an https URL (http only on localhost), not ${e.OIDC_ISSUER}`);
+  }
+  if (e.OIDC_AUDIENCE.length === 0) problems.push('OIDC_AUDIENCE is required with OIDC_ISSUER: the client id or API identifier your tokens are issued for');
+  const scope = (v: string) => (SCOPE_NAMES.includes(v) ? undefined : `unknown scope '${v}' (read, write or admin)`);
+  const instance = (v: string) => (v === '*' || e.INSTANCES.includes(v) ? undefined : `unknown instance '${v}' (INSTANCES is ${e.INSTANCES.join(',')}, or '*')`);
+  const list = (name: string, text: string, valid: (v: string) => string | undefined) =>
+    text.split(',').map((x) => x.trim()).filter(Boolean).filter((v) => {
+      const problem = valid(v);
+      if (problem) problems.push(`${name}: ${problem}`);
+      return !problem;
+    });
+  const base = e.API_HOST.includes(':') ? `[${e.API_HOST}]` : e.API_HOST;
+  return {
+    // Compared with the `iss` claim and the discovery document exactly as configured (a trailing slash matters).
+    issuer: e.OIDC_ISSUER,
+    audiences: e.OIDC_AUDIENCE,
+    algorithms: e.OIDC_ALGORITHMS,
+    clockSkewMs: e.OIDC_CLOCK_SKEW,
+    subjectClaim: e.OIDC_SUBJECT_CLAIM,
+    scopesClaim: e.OIDC_SCOPES_CLAIM,
+    scopeMap: parseClaimMap('OIDC_SCOPE_MAP', e.OIDC_SCOPE_MAP, scope, problems),
+    instancesClaim: e.OIDC_INSTANCES_CLAIM,
+    instanceMap: parseClaimMap('OIDC_INSTANCE_MAP', e.OIDC_INSTANCE_MAP, instance, problems),
+    defaultScopes: list('OIDC_DEFAULT_SCOPES', e.OIDC_DEFAULT_SCOPES, scope),
+    defaultInstances: list('OIDC_DEFAULT_INSTANCES', e.OIDC_DEFAULT_INSTANCES, instance),
+    jwksRefreshMs: e.OIDC_JWKS_REFRESH,
+    jwksMaxAgeMs: e.OIDC_JWKS_MAX_AGE,
+    httpTimeoutMs: e.OIDC_HTTP_TIMEOUT_MS,
+    resource: e.OIDC_RESOURCE ?? `http://${base}:${e.API_PORT}/mcp`,
+  };
 }
 
 export interface SecretsConfig {
@@ -371,6 +488,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (neo4jPassword === undefined && neo4jPasswordFromFile === undefined && neo4jUri) problems.push('NEO4J_PASSWORD (or NEO4J_PASSWORD_FILE) is not set (required with NEO4J_URI)');
   const unknownStdio = e.MCP_STDIO_INSTANCES.filter((i) => !e.INSTANCES.includes(i));
   if (unknownStdio.length > 0) problems.push(`MCP_STDIO_INSTANCES: unknown instance(s) ${unknownStdio.join(', ')} (INSTANCES is ${e.INSTANCES.join(',')})`);
+  const oidc = oidcConfig(e, problems);
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
@@ -386,6 +504,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     webhookSecret: webhookSecretFromFile ?? e.WEBHOOK_SECRET,
     metricsPort: e.METRICS_PORT,
+    oidc,
+    audit: { retentionDays: e.AUDIT_RETENTION_DAYS },
     logLevel: e.LOG_LEVEL,
     logPretty: e.LOG_PRETTY ?? Boolean(process.stdout.isTTY),
     dataDir,
