@@ -73,9 +73,10 @@ describe('MCP Streamable HTTP across API replicas', () => {
   });
 
   afterAll(async () => {
+    // The replicas first, each whatever else fails: a replica left running would outlive the test run.
+    await Promise.allSettled(apis.map((api) => api.stop('SIGTERM')));
     proxy?.closeAllConnections();
     await new Promise((r) => proxy?.close(r));
-    for (const api of apis) await api.stop('SIGTERM');
     await t?.cleanup();
   });
 
