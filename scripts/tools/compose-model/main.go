@@ -42,8 +42,9 @@ func main() {
 		cli.WithDotEnv,
 		cli.WithConfigFileEnv,
 		cli.WithDefaultConfigPath,
-		cli.WithProfiles(profiles),
+		// COMPOSE_PROFILES first, then --profile, as the compose CLI does.
 		cli.WithDefaultProfiles(),
+		cli.WithProfiles(profiles),
 		cli.WithResolvedPaths(true),
 		cli.WithNormalization(true),
 		cli.WithConsistency(true),
