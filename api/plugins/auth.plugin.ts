@@ -212,8 +212,9 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
     if (refusal(err)) await auditRefusal(request, err);
   });
 
-  // Admin and write actions, with their outcome; refusals already have their row from onError.
-  app.addHook('onResponse', async (request, reply) => {
+  // Admin and write actions, with their outcome; refusals already have their row from onError. In onSend, so
+  // the row is written before the answer leaves: a client that got its answer can read the row.
+  app.addHook('onSend', async (request, reply) => {
     const spec = request.routeOptions.config?.audit;
     if (!spec || !audit || reply.statusCode === 401 || reply.statusCode === 403) return;
     const result = reply.statusCode < 400 ? 'ok' : reply.statusCode < 500 ? 'refused' : 'failed';

@@ -106,7 +106,7 @@ export async function registerMetrics(app: FastifyInstance, metrics: Metrics, po
     return reply.send(await metrics.registry.metrics());
   };
   if (port === undefined) {
-    app.get('/metrics', { preHandler: app.requireScope('admin'), schema: { hide: true } }, handler);
+    app.get('/metrics', { onRequest: app.requireScope('admin'), schema: { hide: true } }, handler);
     return undefined;
   }
   const server = Fastify({ logger: false });

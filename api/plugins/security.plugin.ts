@@ -62,7 +62,9 @@ export async function registerSecurity(app: FastifyInstance, options: SecurityOp
     exposedHeaders: ['Mcp-Session-Id', 'Retry-After'],
   });
   await app.register(rateLimit, {
-    global: true,
+    // Not per route (the plugin would append its hook after a route's own onRequest, where authentication
+    // now runs): one app-level hook below counts every request, refused ones included, before anything else.
+    global: false,
     timeWindow: '1 minute',
     max: (_request, key) => (key.startsWith('tok:') ? options.rateLimitPerMinute : options.rateLimitAnonymousPerMinute),
     keyGenerator: limitKey,
@@ -73,5 +75,11 @@ export async function registerSecurity(app: FastifyInstance, options: SecurityOp
     // Thrown into the API's error handler, which answers in the one error shape.
     errorResponseBuilder: (_request, context) =>
       new AppError(429, 'rate_limited', `too many requests: limit is ${context.max} per ${context.after}; retry in ${Math.ceil(context.ttl / 1000)} s`),
+  });
+  const limit = app.rateLimit();
+  app.addHook('onRequest', async (request, reply) => {
+    // A route with a limit of its own (webhooks) is counted by that one, in its route-level hook.
+    if (request.routeOptions.config?.rateLimit) return;
+    await limit.call(app, request, reply);
   });
 }

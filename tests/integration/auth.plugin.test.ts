@@ -84,7 +84,7 @@ describe('auth plugin on a small Fastify app', () => {
     for (const token of ['garbage', `${values.reader}x`, `pk_mcp_${'f'.repeat(32)}`]) {
       const res = await app.inject({ method: 'GET', url: '/read', headers: bearer(token) });
       expectUnauthorized(res, invalid);
-      expect(res.headers['www-authenticate']).toBe('Bearer error="invalid_token"');
+      expect(res.headers['www-authenticate']).toBe('Bearer error="invalid_token", error_description="invalid, expired or revoked token"');
     }
 
     await tokens.revoke('reader');

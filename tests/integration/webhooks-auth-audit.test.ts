@@ -154,8 +154,8 @@ describe('bearer tokens on every route', () => {
     who === 'none' ? {} : who.startsWith('cookie:') ? { cookie: `pk_session=${tok[who.slice(7)]}` } : { authorization: `Bearer ${tok[who]}` };
 
   /**
-   * Routes that must answer 401 without a token, with the scope they need. Requests are valid: routes that
-   * authenticate in preHandler validate the input first, so a bad one is a 400 even without a token.
+   * Routes that must answer 401 without a token, with the scope they need. Every route authenticates in
+   * onRequest, before its input is read (authorization-before-input.test.ts walks them with bad input).
    */
   const PROTECTED: Array<{ method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE'; url: string; scope: 'read' | 'write' | 'admin' }> = [
     { method: 'GET', url: '/api/v1/repositories', scope: 'read' },
