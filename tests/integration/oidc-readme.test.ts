@@ -89,9 +89,9 @@ describe('README: signing in with an identity provider', () => {
     // A member of eng only: write on work, per the same maps; not an admin.
     const eng = await issuer.sign({ sub: 'bob', groups: ['eng'] });
     const instances = await fetch(`http://127.0.0.1:${port}/api/v1/instances`, { headers: { authorization: `Bearer ${eng}` } });
-    expect((await instances.json()).instances.map((i: { name: string }) => i.name)).toEqual(['work']);
+    expect(((await instances.json()) as { instances: Array<{ name: string }> }).instances.map((i: { name: string }) => i.name)).toEqual(['work']);
     const tokens = await fetch(`http://127.0.0.1:${port}/api/v1/tokens`, { headers: { authorization: `Bearer ${eng}` } });
     expect(tokens.status).toBe(403);
-    expect((await tokens.json()).message).toBe("OIDC subject 'bob' lacks the 'admin' scope");
+    expect(((await tokens.json()) as { message: string }).message).toBe("OIDC subject 'bob' lacks the 'admin' scope");
   });
 });
