@@ -4,12 +4,12 @@ import path from 'node:path';
 import { PROJECT_ROOT } from '../project.ts';
 import { prepareTools, toolPath, type ToolName } from '../tools/tools.ts';
 
-const TOOLS: ToolName[] = ['compose-model', 'helm', 'kubernetes-validate', 'checkov'];
+const TOOLS: ToolName[] = ['compose-model', 'helm', 'kubernetes-validate', 'checkov', 'image-deps'];
 
 export function registerToolsCommands(program: Command): void {
   const tools = program
     .command('tools')
-    .description('the offline tools the deployment tests use (compose-go loader, Helm v4, kubernetes-validate, checkov), under .data/tools/');
+    .description('the offline tools the deployment tests use (compose-go loader, Helm v4, kubernetes-validate, checkov, the image\'s production dependencies), under .data/tools/');
 
   tools
     .command('prepare')

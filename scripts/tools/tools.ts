@@ -29,11 +29,18 @@ export const PYTHON_TOOLS = { 'kubernetes-validate': '1.37.0', checkov: '3.3.30'
 export const TOOLS_DIR = path.join(PROJECT_ROOT, '.data', 'tools');
 const COMPOSE_MODEL_SRC = path.join(PROJECT_ROOT, 'scripts', 'tools', 'compose-model');
 
-export type ToolName = 'compose-model' | 'helm' | 'kubernetes-validate' | 'checkov';
+export type ToolName = 'compose-model' | 'helm' | 'kubernetes-validate' | 'checkov' | 'image-deps';
 
 function composeModelKey(): string {
   const h = createHash('sha256');
   for (const f of ['go.mod', 'go.sum', 'main.go']) h.update(readFileSync(path.join(COMPOSE_MODEL_SRC, f)));
+  return h.digest('hex').slice(0, 12);
+}
+
+/** The production dependencies as the image installs them, keyed by package.json and the lock. */
+function imageDepsKey(): string {
+  const h = createHash('sha256');
+  for (const f of ['package.json', 'package-lock.json']) h.update(readFileSync(path.join(PROJECT_ROOT, f)));
   return h.digest('hex').slice(0, 12);
 }
 
@@ -49,6 +56,8 @@ export function toolPath(name: ToolName): string {
     case 'kubernetes-validate':
     case 'checkov':
       return path.join(venvDir(), 'bin', name);
+    case 'image-deps':
+      return path.join(TOOLS_DIR, `image-deps-${imageDepsKey()}`, 'node_modules');
   }
 }
 
@@ -126,6 +135,27 @@ export function preparePythonTools(log: (m: string) => void): 'present' | 'built
   return 'built';
 }
 
+/**
+ * The image's production node_modules (compose/Dockerfile's `deps` stage, the same command), for the test that
+ * runs the compiled entrypoint as the image would: `npm ci --omit=dev --omit=optional --ignore-scripts`.
+ */
+export function prepareImageDeps(log: (m: string) => void): 'present' | 'built' {
+  const modules = toolPath('image-deps');
+  if (existsSync(modules)) return 'present';
+  const npm = which('npm');
+  if (!npm) throw new PrerequisiteError('npm is needed to install the image\'s production dependencies');
+  log('tools: installing the image\'s production dependencies (npm ci --omit=dev --omit=optional)');
+  buildInto(path.dirname(modules), (tmp) => {
+    for (const f of ['package.json', 'package-lock.json']) writeFileSync(path.join(tmp, f), readFileSync(path.join(PROJECT_ROOT, f)));
+    run(npm, ['ci', '--omit=dev', '--omit=optional', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: tmp, what: 'npm ci --omit=dev' });
+    // As the Dockerfile does: onnxruntime ships every OS in one package.
+    for (const os of ['darwin', 'win32']) {
+      for (const napi of ['napi-v3', 'napi-v6']) rmSync(path.join(tmp, 'node_modules', 'onnxruntime-node', 'bin', napi, os), { recursive: true, force: true });
+    }
+  });
+  return 'built';
+}
+
 /** Fetches and builds every tool that is not there yet; each step names what it needs when it cannot run. */
 export function prepareTools(log: (m: string) => void, only?: ToolName[]): Record<string, string> {
   const want = (n: ToolName) => !only || only.includes(n);
@@ -134,6 +164,7 @@ export function prepareTools(log: (m: string) => void, only?: ToolName[]): Recor
   if (want('compose-model')) result['compose-model'] = prepareComposeModel(log);
   if (want('helm')) result.helm = prepareHelm(log);
   if (want('kubernetes-validate') || want('checkov')) result['kubernetes-validate, checkov'] = preparePythonTools(log);
+  if (want('image-deps')) result['image-deps'] = prepareImageDeps(log);
   writeFileSync(path.join(TOOLS_DIR, 'README'), 'Built by `node scripts/pk-mcp.js tools prepare` (scripts/tools/tools.ts); safe to delete.\n');
   return result;
 }
