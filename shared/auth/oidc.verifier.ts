@@ -25,6 +25,12 @@ const REFETCH_COOLDOWN_MS = 30_000;
 const MAX_DOCUMENT_BYTES = 1024 * 1024;
 const MAX_SUBJECT_CHARS = 256;
 
+/** A claim as a refusal quotes it: the caller chose it, so it is cut short (it lands in headers, logs and the audit trail). */
+const clip = (value: unknown) => {
+  const text = JSON.stringify(value ?? null);
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+};
+
 /** Three base64url parts: what a compact JWS looks like (an API token never does). */
 const JWT_SHAPE = /^[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/;
 
@@ -189,7 +195,7 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
     } catch (err) {
       if (usable) {
         // The key id is new to us and the issuer is unreachable: we cannot tell a rotated key from a forged one.
-        throw unavailable(`the JWT names key '${kid}', which the cached key set of ${config.issuer} lacks, and the key set cannot be fetched again: ${errorMessage(err)}`);
+        throw unavailable(`the JWT names key ${clip(kid)}, which the cached key set of ${config.issuer} lacks, and the key set cannot be fetched again: ${errorMessage(err)}`);
       }
       throw unavailable(keyProblem(cached));
     }
@@ -234,9 +240,9 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
         case 'nbf':
           return invalidJwt(`JWT is not valid before ${typeof p.nbf === 'number' ? new Date(p.nbf * 1000).toISOString() : '?'} (${skew})`);
         case 'aud':
-          return invalidJwt(`JWT audience ${JSON.stringify(p.aud ?? null)} is not ${config.audiences.map((a) => `'${a}'`).join(' or ')} (OIDC_AUDIENCE)`);
+          return invalidJwt(`JWT audience ${clip(p.aud)} is not ${config.audiences.map((a) => `'${a}'`).join(' or ')} (OIDC_AUDIENCE)`);
         case 'iss':
-          return invalidJwt(`JWT issuer ${JSON.stringify(p.iss ?? null)} is not '${config.issuer}' (OIDC_ISSUER)`);
+          return invalidJwt(`JWT issuer ${clip(p.iss)} is not '${config.issuer}' (OIDC_ISSUER)`);
         case 'exp':
           return invalidJwt(err.reason === 'missing' ? 'JWT has no expiry (exp): only expiring JWTs are accepted' : `JWT exp claim is invalid: ${err.message}`);
         default:
@@ -244,7 +250,7 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
       }
     }
     if (err instanceof errors.JWSSignatureVerificationFailed) return invalidJwt(`JWT signature does not verify with the issuer's key${kid ? ` '${kid}'` : ''}: signed by another key, or altered`);
-    if (err instanceof errors.JWKSNoMatchingKey) return invalidJwt(kid ? `JWT names key '${kid}', which is not in the key set of ${config.issuer}` : `no key in the key set of ${config.issuer} matches the JWT (alg ${alg}, no kid)`);
+    if (err instanceof errors.JWKSNoMatchingKey) return invalidJwt(kid ? `JWT names key ${clip(kid).replace(/^"|"$/g, "'")}, which is not in the key set of ${config.issuer}` : `no key in the key set of ${config.issuer} matches the JWT (alg ${alg}, no kid)`);
     if (err instanceof errors.JWKSMultipleMatchingKeys) return invalidJwt('JWT has no key id (kid) and several of the issuer\'s keys match it');
     if (err instanceof errors.JOSEAlgNotAllowed) return invalidJwt(`JWT algorithm '${alg}' is not accepted (OIDC_ALGORITHMS: ${config.algorithms.join(', ')})`);
     if (err instanceof errors.JOSEError) return invalidJwt(`malformed JWT: ${err.message}`);
@@ -264,7 +270,7 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
     const alg = typeof header.alg === 'string' ? header.alg : String(header.alg);
     // Refused before any key is looked up: `none` carries no signature, HS* would take a public key as the secret.
     if (!config.algorithms.includes(alg)) {
-      throw invalidJwt(alg === 'none' ? "JWT algorithm 'none' (unsigned) is not accepted" : `JWT algorithm '${alg}' is not accepted (OIDC_ALGORITHMS: ${config.algorithms.join(', ')})`);
+      throw invalidJwt(alg === 'none' ? "JWT algorithm 'none' (unsigned) is not accepted" : `JWT algorithm ${clip(alg).replace(/^"|"$/g, "'")} is not accepted (OIDC_ALGORITHMS: ${config.algorithms.join(', ')})`);
     }
     const kid = typeof header.kid === 'string' ? header.kid : undefined;
     let payload: JWTPayload;
