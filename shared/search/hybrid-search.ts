@@ -9,7 +9,8 @@ import type { Platform } from '../platform.ts';
 import type { LiveChunk } from '../stores/chunk.repository.ts';
 import { coverageKey, type SemanticCoverage } from '../stores/model-vector.repository.ts';
 import { FILE_KINDS, fileKind, kindsAskedFor, type FileKind } from './file-kind.ts';
-import { DEFAULT_RANKING, fuse, queryIdentifiers, rescore, type RankExplanation, type RankingWeights, type Retriever } from './ranking.ts';
+import { redactEach } from '../redaction/secret-redaction.ts';
+import { DEFAULT_RANKING, fuse, queryIdentifiers, rescore, withFileEvidence, type RankExplanation, type RankingWeights, type Retriever } from './ranking.ts';
 
 export interface SearchQuery {
   query: string;
@@ -485,9 +486,15 @@ export function createSearchService(platform: Platform, options: SearchOptions =
           ...(importerMaps ? { importers: (c: { id: string; path: string }) => importerMaps.get(`${scopeOf.get(c.id)}\0${c.path}`) } : {}),
         });
       }
+      const chunkOf = new Map(pool.map((p) => [p.chunk.id, p]));
+      if (options.rescore !== false) {
+        scored = withFileEvidence(scored, (s) => {
+          const c = chunkOf.get(s.id)!.chunk;
+          return `${c.repositoryId}\0${c.branch}\0${c.path}`;
+        }, weights.fileEvidence);
+      }
       scored.sort((a, b) => b.score - a.score || a.id.localeCompare(b.id));
 
-      const chunkOf = new Map(pool.map((p) => [p.chunk.id, p]));
       const perPath = new Map<string, number>();
       const hits: SearchHit[] = [];
       for (const s of scored) {
@@ -514,6 +521,9 @@ export function createSearchService(platform: Platform, options: SearchOptions =
         });
         if (hits.length >= limit) break;
       }
+      // Chunks indexed before secrets were redacted at index time may still hold some: an answer never does.
+      const redacted = await redactEach(hits.map((h) => h.snippet));
+      hits.forEach((h, i) => (h.snippet = redacted.texts[i]!));
       return { hits, tookMs: Math.round(performance.now() - started), warnings };
     },
   };

@@ -28,6 +28,8 @@ export interface RankingWeights {
   centrality: number;
   /** Candidates re-scored. */
   candidates: number;
+  /** Share of a file's second-best candidate added to each of its chunks: a file that answers in several places beats one lucky chunk. */
+  fileEvidence: number;
 }
 
 export const DEFAULT_RANKING: Readonly<RankingWeights> = Object.freeze({
@@ -41,6 +43,7 @@ export const DEFAULT_RANKING: Readonly<RankingWeights> = Object.freeze({
   symbol: 0.5,
   centrality: 0.1,
   candidates: 60,
+  fileEvidence: 0.15,
 });
 
 /** Why a hit ranks where it does: each retriever's rank of it (1-based), its model similarity, and what moved it. */
@@ -160,3 +163,24 @@ export function rescore(candidates: Candidate[], ctx: RescoreContext): Array<Can
 }
 
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
+
+/**
+ * Adds to every candidate a share of the second-best score among its file's candidates (`fileEvidence`):
+ * evidence from more than one place in a file. Order within a file is unchanged.
+ */
+export function withFileEvidence<T extends { score: number; explain: RankExplanation }>(scored: T[], fileOf: (c: T) => string, weight: number): T[] {
+  if (weight <= 0) return scored;
+  const best = new Map<string, [number, number]>();
+  for (const c of scored) {
+    const key = fileOf(c);
+    const [first, second] = best.get(key) ?? [-Infinity, -Infinity];
+    if (c.score > first) best.set(key, [c.score, first]);
+    else if (c.score > second) best.set(key, [first, c.score]);
+  }
+  return scored.map((c) => {
+    const second = best.get(fileOf(c))![1];
+    if (!Number.isFinite(second) || second <= 0) return c;
+    const bonus = weight * second;
+    return { ...c, score: c.score + bonus, explain: { ...c.explain, boosts: [...c.explain.boosts, `file:+${round(bonus)}`] } };
+  });
+}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { fileKind, kindsAskedFor } from '../../shared/search/file-kind.ts';
-import { DEFAULT_RANKING, fuse, queryIdentifiers, rescore, type Candidate } from '../../shared/search/ranking.ts';
+import { withFileEvidence, DEFAULT_RANKING, fuse, queryIdentifiers, rescore, type Candidate } from '../../shared/search/ranking.ts';
 import { semanticText, semanticTextHash, SEMANTIC_BODY_CHARS } from '../../shared/semantic/semantic-text.ts';
 import { scoresOf } from '../../bench/lib/retrieval.ts';
 
@@ -95,6 +95,22 @@ describe('fusion and re-scoring', () => {
     const out = rescore(cands, { weights: DEFAULT_RANKING, wantedKinds: new Set(), identifiers: new Set(), importers }).sort((x, y) => y.score - x.score);
     expect(out[0]!.id).toBe('b');
     expect(out[0]!.explain.boosts).toEqual(['central:30 importers']);
+  });
+});
+
+describe('evidence from several places in a file', () => {
+  const hit = (id: string, score: number) => ({ id, score, explain: { ranks: {}, fused: 0, boosts: [] as string[] } });
+  const file = (c: { id: string }) => c.id.split('#')[0]!;
+
+  it("lifts a file that answers in two places above one with a single, slightly better chunk", () => {
+    const scored = [hit('lucky.ts#1', 1.0), hit('answer.ts#1', 0.95), hit('answer.ts#2', 0.8), hit('other.ts#1', 0.5)];
+    const out = withFileEvidence(scored, file, 0.15).sort((a, b) => b.score - a.score);
+    expect(out.map((c) => c.id)).toEqual(['answer.ts#1', 'lucky.ts#1', 'answer.ts#2', 'other.ts#1']);
+    expect(out[0]!.score).toBeCloseTo(0.95 + 0.15 * 0.8);
+    expect(out[0]!.explain.boosts).toEqual(['file:+0.12']);
+    // A file with one candidate is left as it was, and so is everything at weight 0.
+    expect(out.find((c) => c.id === 'lucky.ts#1')!.score).toBe(1.0);
+    expect(withFileEvidence(scored, file, 0)).toBe(scored);
   });
 });
 
