@@ -13,6 +13,8 @@ const TYPES = /\.d\.[cm]?ts$|\.pyi$/i;
 const DOCS_EXT = /\.(md|mdx|markdown|rst|adoc|txt|rdoc)$/i;
 const DOCS_NAME = /(^|\/)(readme|changelog|changes|history|license|licence|contributing|authors|notice|code_of_conduct|security)(\.[a-z]+)?$/i;
 const DOCS_DIR = /(^|\/)(docs?|documentation|man|website)\//i;
+/** Go's package documentation: by convention a `doc.go` holds the package comment and no code. */
+const DOCS_CODE = /(^|\/)doc\.go$/;
 const TEST_DIR = /(^|\/)(__tests__|__mocks__|tests?|spec|specs|e2e|testing|testdata|test-utils|fixtures?)\//i;
 const TEST_NAME = /(^|\/)(test_[^/]*\.py|[^/]*_test\.(py|go|rb|exs?)|[^/]*[._-](test|spec|tests)\.[a-z]+|conftest\.py|[^/]*Tests?\.(java|kt|cs|swift|scala))$/i;
 const EXAMPLE_DIR = /(^|\/)(_?examples?|demos?|samples?|sandbox|playground)\//i;
@@ -24,7 +26,7 @@ export function fileKind(filePath: string): FileKind {
   if (TEST_NAME.test(filePath) || TEST_DIR.test(filePath)) return 'test';
   if (BENCH.test(filePath)) return 'bench';
   if (EXAMPLE_DIR.test(filePath)) return 'example';
-  if (DOCS_EXT.test(filePath) || DOCS_NAME.test(filePath) || DOCS_DIR.test(filePath)) return 'docs';
+  if (DOCS_EXT.test(filePath) || DOCS_NAME.test(filePath) || DOCS_DIR.test(filePath) || DOCS_CODE.test(filePath)) return 'docs';
   if (CONFIG.test(filePath)) return 'config';
   return 'code';
 }
