@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { redactSecrets } from '../../shared/redaction/secret-redaction.ts';
 import path from 'node:path';
 import { z } from 'zod';
 import { badRequest, notFound } from '../../shared/errors.ts';
@@ -155,7 +156,9 @@ export const getFileTool = defineTool({
     }
     const fromMirror = await readFromMirror(ctx, repo, row.blobSha);
     const source = fromMirror === null ? ('index' as const) : ('mirror' as const);
-    const lines = splitLines(fromMirror ?? (await readFromChunks(ctx, repo.id, branch.branch, filePath)));
+    // The mirror holds the file as committed, keys and all (the index holds it redacted): an answer never does.
+    // Redacted whole, before the range is cut, so a private key block the range starts inside is caught too.
+    const lines = splitLines((await redactSecrets(fromMirror ?? (await readFromChunks(ctx, repo.id, branch.branch, filePath)))).text);
     const total = lines.length;
 
     const start = input.start_line ?? 1;

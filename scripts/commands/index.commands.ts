@@ -130,11 +130,13 @@ async function followIndex(platform: Platform, jobId: string, options: { model: 
       const done = state === 'completed' || state === 'failed' ? ((await wait.poll('Redis', () => queue.getJob(jobId))) ?? job) : job;
       if (state === 'completed') {
         if (started) bar.stop();
-        const r = done.returnvalue as { repositoryId: number; branch: string; commit: string; upToDate: boolean; chunks?: number; filesChanged?: number };
+        const r = done.returnvalue as { repositoryId: number; branch: string; commit: string; upToDate: boolean; chunks?: number; filesChanged?: number; secretsRedacted?: Record<string, number> };
+        const secrets = Object.entries(r.secretsRedacted ?? {});
+        const redacted = secrets.length ? `; ${secrets.reduce((n, [, c]) => n + c, 0)} secret(s) redacted (${secrets.map(([rule, c]) => `${rule} ${c}`).join(', ')})` : '';
         console.log(
           r.upToDate
             ? `up to date at ${r.commit.slice(0, 12)}`
-            : `indexed ${r.commit.slice(0, 12)}: ${r.filesChanged ?? 0} file(s) changed, ${r.chunks ?? 0} chunk(s)`,
+            : `indexed ${r.commit.slice(0, 12)}: ${r.filesChanged ?? 0} file(s) changed, ${r.chunks ?? 0} chunk(s)${redacted}`,
         );
         if (options.model) await waitForModel(platform, { repositoryId: r.repositoryId, branch: r.branch }, wait);
         return true;

@@ -6,6 +6,7 @@ import { GitError, openGitWorkspace, type GitWorkspace, type TreeEntry } from '.
 import type { Repository } from '../stores/repository.repository.ts';
 import type { GraphFileInput } from '../stores/graph.store.ts';
 import type { Chunker } from './chunker.ts';
+import { addCounts, redactSecrets } from '../redaction/secret-redaction.ts';
 import { AppError } from '../errors.ts';
 import { createFileFilter } from './file-filter.ts';
 import { detectLanguage, type Language } from './language.ts';
@@ -42,6 +43,8 @@ export interface IndexProgress {
   batchesTotal: number;
   batchesDone: number;
   commit?: string;
+  /** Secrets replaced by a marker in this run's files, by rule (shared/redaction/); never the values. */
+  secretsRedacted?: Record<string, number>;
 }
 
 export interface PreparedRun {
@@ -54,6 +57,8 @@ export interface PreparedRun {
   chunks: number;
   batches: number;
   graphBatches: number;
+  /** Secrets replaced by a marker, by rule. */
+  secretsRedacted?: Record<string, number>;
 }
 
 export interface PrepareDeps {
@@ -271,7 +276,11 @@ export async function prepareRun(
       const language = detectLanguage(entry.path) ?? null;
       // A NUL past the binary sniff's window is text to us but not to Postgres (text, jsonb): in a symbol or
       // heading it failed the run's staging. It reads as a byte that is not text, like invalid UTF-8.
-      const text = decoder.decode(bytes).replaceAll('\0', '\uFFFD');
+      // Secrets in the file are replaced before anything keeps or sends its text: the chunks staged in Postgres,
+      // the documents in Chroma and the embedding requests (an external API with OPENAI_API_KEY) see markers only.
+      const redaction = await redactSecrets(decoder.decode(bytes).replaceAll('\0', '\uFFFD'));
+      const text = redaction.text;
+      if (redaction.total > 0) progress.secretsRedacted = addCounts(progress.secretsRedacted ?? {}, redaction.byRule);
       let extracted = null as FileGraph | null;
       const pieces = await deps.chunker.chunk({
         path: entry.path,
@@ -344,7 +353,7 @@ export async function prepareRun(
   await report(progress);
   deps.logger.info(
     // repository and branch: bound by the caller's child logger
-    { commit, mode, changed: candidates.length, deleted: deleted.size, chunks: progress.chunks, batches, readAheadPeakBytes: read.peakQueuedBytes },
+    { commit, mode, changed: candidates.length, deleted: deleted.size, chunks: progress.chunks, batches, readAheadPeakBytes: read.peakQueuedBytes, secretsRedacted: progress.secretsRedacted ?? {} },
     'index run prepared',
   );
   return {
@@ -356,6 +365,7 @@ export async function prepareRun(
     chunks: progress.chunks,
     batches,
     graphBatches,
+    secretsRedacted: progress.secretsRedacted ?? {},
   };
 }
 

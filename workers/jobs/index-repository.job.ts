@@ -20,6 +20,8 @@ export interface IndexResult {
   batches?: number;
   /** Every file was staged again: the branch lacked vectors in the current embedding space. */
   restagedAll?: boolean;
+  /** Secrets the run replaced by a marker before storing or embedding its files, by rule (never the values). */
+  secretsRedacted?: Record<string, number>;
 }
 
 /**
@@ -190,7 +192,7 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
       const progress = (job.progress ?? {}) as Partial<IndexProgress>;
       await job.updateProgress({ ...progress, phase: 'done', batchesDone: progress.batchesTotal ?? 0, commit });
       logger.info(
-        { jobId: job.id, repositoryId: data.repositoryId, branch: data.branch, commit, files: branch?.fileCount, chunks: branch?.chunkCount, scopeMs, publishMs: took(publishStarted), postgresMs, graphMs },
+        { jobId: job.id, repositoryId: data.repositoryId, branch: data.branch, commit, files: branch?.fileCount, chunks: branch?.chunkCount, scopeMs, publishMs: took(publishStarted), postgresMs, graphMs, secretsRedacted: progress.secretsRedacted ?? {} },
         'index published',
       );
       return {
@@ -201,6 +203,7 @@ export function createIndexRepositoryHandler(deps: WorkerDeps & { embedQueue: Qu
         chunks: progress.chunks ?? 0,
         filesChanged: progress.filesTotal ?? 0,
         batches: progress.batchesTotal ?? 0,
+        secretsRedacted: progress.secretsRedacted ?? {},
         ...(data.restageAll ? { restagedAll: true } : {}),
       };
     } catch (err) {
