@@ -18,7 +18,7 @@ const DOCS_CODE = /(^|\/)doc\.go$/;
 const TEST_DIR = /(^|\/)(__tests__|__mocks__|tests?|spec|specs|e2e|testing|testdata|test-utils|fixtures?)\//i;
 const TEST_NAME = /(^|\/)(test_[^/]*\.py|[^/]*_test\.(py|go|rb|exs?)|[^/]*[._-](test|spec|tests)\.[a-z]+|conftest\.py|[^/]*Tests?\.(java|kt|cs|swift|scala))$/i;
 const EXAMPLE_DIR = /(^|\/)(_?examples?|demos?|samples?|sandbox|playground)\//i;
-const BENCH = /(^|\/)(bench|benchmarks?|perf)\/|[._-]bench(mark)?\.[a-z]+$/i;
+const BENCH = /(^|\/)(bench|benchmarks?|perf)\/|[._-]bench(mark)?\.[a-z]+$|(^|\/)bench(mark)?s?\.[a-z]+$/i;
 const CONFIG = /\.(json|ya?ml|toml|ini|cfg|conf|lock|properties|xml|plist)$|(^|\/)(\.[^/]+rc|[^/]*\.config\.[cm]?[jt]s|dockerfile|makefile)$/i;
 
 export function fileKind(filePath: string): FileKind {
