@@ -250,6 +250,7 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
       }
     }
     if (err instanceof errors.JWSSignatureVerificationFailed) return invalidJwt(`JWT signature does not verify with the issuer's key${kid ? ` '${kid}'` : ''}: signed by another key, or altered`);
+    if (err instanceof errors.JWKSNoMatchingKey && kid && keys?.kids.has(kid)) return invalidJwt(`JWT names the issuer's key '${kid}' with algorithm ${alg}, which that key is not for`);
     if (err instanceof errors.JWKSNoMatchingKey) return invalidJwt(kid ? `JWT names key ${clip(kid).replace(/^"|"$/g, "'")}, which is not in the key set of ${config.issuer}` : `no key in the key set of ${config.issuer} matches the JWT (alg ${alg}, no kid)`);
     if (err instanceof errors.JWKSMultipleMatchingKeys) return invalidJwt('JWT has no key id (kid) and several of the issuer\'s keys match it');
     if (err instanceof errors.JOSEAlgNotAllowed) return invalidJwt(`JWT algorithm '${alg}' is not accepted (OIDC_ALGORITHMS: ${config.algorithms.join(', ')})`);

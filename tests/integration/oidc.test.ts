@@ -179,6 +179,7 @@ describe('refused JWTs: 401 with the precise reason, in the audit trail', () => 
       ['signed by another key under a known kid', await issuer.sign({ scope: 'read' }, { key: stranger }), "JWT signature does not verify with the issuer's key 'k1': signed by another key, or altered"],
       ['forged claims', forged, "JWT signature does not verify with the issuer's key 'k1': signed by another key, or altered"],
       ['unknown kid', await issuer.sign({ scope: 'read' }, { key: unknown }), `JWT names key 'k-unknown', which is not in the key set of ${issuer.url}`],
+      ['a known kid with another algorithm', await issuer.sign({ scope: 'read' }, { key: await makeKey('k1', 'ES256') }), "JWT names the issuer's key 'k1' with algorithm ES256, which that key is not for"],
       ['claims that are not JSON (signed all the same)', await new CompactSign(new TextEncoder().encode('not json')).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).sign(k1.privateKey), /^malformed JWT: /],
       ['malformed header', 'bm90IGpzb24.e30.c2ln', /^malformed JWT: /],
       ['oversized', `${head}.${'A'.repeat(9000)}.${sig}`, /^JWT is too large \(\d+ bytes; at most 8192\)$/],
