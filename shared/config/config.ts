@@ -67,6 +67,20 @@ const duration = z
   .regex(/^\d{1,9}[smhdw]$/, 'must be a whole number and a unit s, m, h, d or w (e.g. 24h, 7d)')
   .transform((v) => Number(v.slice(0, -1)) * DURATION_UNIT_MS[v.slice(-1) as keyof typeof DURATION_UNIT_MS]);
 
+/** `host:port,host:port` (Sentinels, cluster nodes); empty: none. */
+const hostList = z
+  .string()
+  .default('')
+  .transform((v) => v.split(',').map((x) => x.trim()).filter(Boolean))
+  .superRefine((entries, ctx) => {
+    for (const entry of entries) {
+      if (!/^[A-Za-z0-9.-]+:\d{1,5}$/.test(entry) || Number(entry.split(':')[1]) > 65535) {
+        ctx.addIssue({ code: 'custom', message: `each entry must be host:port (e.g. redis-0.redis:26379), not "${entry}"` });
+      }
+    }
+  })
+  .transform((entries) => entries.map((entry) => ({ host: entry.split(':')[0]!, port: Number(entry.split(':')[1]) })));
+
 export const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -140,6 +154,12 @@ export const envSchema = z.object({
   SECRET_ROTATION_VERIFY_TIMEOUT_MS: positiveInt.min(1000).default(30000),
 
   REDIS_URL: optionalUrl,
+  // Redis topology: one server (REDIS_URL); Sentinel (REDIS_SENTINELS and REDIS_SENTINEL_MASTER, REDIS_URL then
+  // gives only user, password and database); Cluster (REDIS_CLUSTER_NODES, and QUEUE_PREFIX with a {hash tag}).
+  REDIS_MODE: z.enum(['standalone', 'sentinel', 'cluster']).default('standalone'),
+  REDIS_SENTINELS: hostList,
+  REDIS_SENTINEL_MASTER: z.string().trim().default(''),
+  REDIS_CLUSTER_NODES: hostList,
   DATABASE_URL: optionalUrl,
   DATABASE_SCHEMA: z
     .string()
@@ -234,8 +254,26 @@ export const envSchema = z.object({
 
 export type Env = z.infer<typeof envSchema>;
 
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** How Redis is reached: one server at `redisUrl`, or through Sentinels, or a Cluster (credentials still from `redisUrl`). */
+export type RedisTopology =
+  | { mode: 'standalone' }
+  | { mode: 'sentinel'; sentinels: HostPort[]; masterName: string }
+  | { mode: 'cluster'; nodes: HostPort[] };
+
+/** A BullMQ prefix whose keys a Redis Cluster keeps in one slot per queue: it carries a `{hash tag}`. */
+export function hasHashTag(prefix: string): boolean {
+  return /\{[^{}]+\}/.test(prefix);
+}
+
 export interface StoreUrls {
   redisUrl: string;
+  /** Standalone unless REDIS_MODE says otherwise. */
+  redisTopology?: RedisTopology;
   databaseUrl: string;
   chromaUrl: string;
   neo4jUri: string;
@@ -463,7 +501,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
     return value ?? '';
   };
-  const redisUrl = pick('REDIS_URL', e.REDIS_URL, stack.redis?.url);
+  let redisTopology: RedisTopology = { mode: 'standalone' };
+  let redisUrl: string;
+  if (e.REDIS_MODE === 'sentinel') {
+    if (e.REDIS_SENTINELS.length === 0) problems.push('REDIS_SENTINELS is required with REDIS_MODE=sentinel (host:port of each Sentinel, comma-separated)');
+    if (!e.REDIS_SENTINEL_MASTER) problems.push('REDIS_SENTINEL_MASTER is required with REDIS_MODE=sentinel (the master group name the Sentinels monitor)');
+    redisTopology = { mode: 'sentinel', sentinels: e.REDIS_SENTINELS, masterName: e.REDIS_SENTINEL_MASTER };
+    // Only user, password and database are read from it: the Sentinels say where the master is.
+    redisUrl = e.REDIS_URL ?? `redis://${e.REDIS_SENTINEL_MASTER || 'sentinel-master'}`;
+  } else if (e.REDIS_MODE === 'cluster') {
+    if (e.REDIS_CLUSTER_NODES.length === 0) problems.push('REDIS_CLUSTER_NODES is required with REDIS_MODE=cluster (host:port of some cluster nodes, comma-separated)');
+    if (!hasHashTag(e.QUEUE_PREFIX)) {
+      problems.push(`QUEUE_PREFIX "${e.QUEUE_PREFIX}" has no hash tag: on a Redis Cluster each queue's keys must share one slot, e.g. QUEUE_PREFIX={${e.QUEUE_PREFIX.replace(/[{}]/g, '')}}`);
+    }
+    redisTopology = { mode: 'cluster', nodes: e.REDIS_CLUSTER_NODES };
+    const first = e.REDIS_CLUSTER_NODES[0];
+    redisUrl = e.REDIS_URL ?? (first ? `redis://${first.host}:${first.port}` : '');
+  } else {
+    if (e.REDIS_SENTINELS.length > 0 || e.REDIS_CLUSTER_NODES.length > 0) {
+      problems.push('REDIS_SENTINELS and REDIS_CLUSTER_NODES need REDIS_MODE=sentinel or REDIS_MODE=cluster');
+    }
+    redisUrl = pick('REDIS_URL', e.REDIS_URL, stack.redis?.url);
+  }
   const databaseUrl = pick('DATABASE_URL', e.DATABASE_URL, stack.postgres?.url);
   const chromaUrl = pick('CHROMA_URL', e.CHROMA_URL, stack.chroma?.url);
   const neo4jUri = pick('NEO4J_URI', e.NEO4J_URI, stack.neo4j?.url);
@@ -511,6 +570,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir,
     api: { host: e.API_HOST, port: e.API_PORT },
     redisUrl: withUrlPassword(redisUrl, redisPassword),
+    redisTopology,
     databaseUrl: withUrlPassword(databaseUrl, databasePassword),
     databaseSchema: e.DATABASE_SCHEMA,
     chromaUrl,

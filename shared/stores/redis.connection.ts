@@ -1,5 +1,6 @@
 import { once as onceEvent } from 'node:events';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { RedisTopology } from '../config/config.ts';
 import type { Logger } from '../logger.ts';
 import type { FileSecret } from '../secrets/secret-file.ts';
 import { once, type StoreConnection } from './store.ts';
@@ -15,14 +16,14 @@ export interface RedisConnection extends StoreConnection {
  * the shared client keeps it too so a Redis restart does not fail queued
  * commands, while ping() has its own timeout at the caller.
  */
-export function createRedisConnection(url: string, logger: Logger, password?: FileSecret): RedisConnection {
+export function createRedisConnection(url: string, logger: Logger, password?: FileSecret, topology: RedisTopology = { mode: 'standalone' }): RedisConnection {
   const options: RedisOptions = {
     maxRetriesPerRequest: null,
     enableReadyCheck: true,
     lazyConnect: false,
     retryStrategy: (attempt) => Math.min(attempt * 200, 5000),
   };
-  const client = password ? followSecret(new Redis(url, options), password) : new Redis(url, options);
+  const client = password ? followSecret(openClient(url, options, topology), password) : openClient(url, options, topology);
   let lastError = '';
   client.on('error', (err: Error) => {
     // Without a listener ioredis would crash the process; log each distinct cause once per outage.
@@ -56,6 +57,22 @@ export function createRedisConnection(url: string, logger: Logger, password?: Fi
       await Promise.all(owned.map(closeClient));
     }),
   };
+}
+
+/**
+ * One server from the URL; or the master the Sentinels name (the URL then gives only user, password and
+ * database; ioredis asks the Sentinels again after a failover); or a Cluster client, which BullMQ accepts where
+ * it takes a Redis (same commands, `duplicate` included; every queue's keys share a slot through the prefix's
+ * hash tag, which the config requires).
+ */
+function openClient(url: string, options: RedisOptions, topology: RedisTopology): Redis {
+  if (topology.mode === 'sentinel') return new Redis(url, { ...options, sentinels: topology.sentinels, name: topology.masterName });
+  if (topology.mode === 'cluster') {
+    const u = new URL(url);
+    const auth = { ...(u.username ? { username: decodeURIComponent(u.username) } : {}), ...(u.password ? { password: decodeURIComponent(u.password) } : {}) };
+    return new Cluster(topology.nodes, { redisOptions: { ...options, ...auth }, clusterRetryStrategy: options.retryStrategy, enableReadyCheck: true }) as unknown as Redis;
+  }
+  return new Redis(url, options);
 }
 
 /**

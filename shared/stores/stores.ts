@@ -17,6 +17,7 @@ export interface Stores {
 type StoresConfig = Pick<
   Config,
   | 'redisUrl'
+  | 'redisTopology'
   | 'databaseUrl'
   | 'databaseSchema'
   | 'chromaUrl'
@@ -30,7 +31,7 @@ type StoresConfig = Pick<
 /** Opens every store. Connections are lazy or retrying: a store that is down does not stop the process. */
 export function createStores(config: StoresConfig, logger: Logger, secrets: SecretSources = {}): Stores {
   return {
-    redis: createRedisConnection(config.redisUrl, logger.child({ store: 'redis' }), secrets.redis),
+    redis: createRedisConnection(config.redisUrl, logger.child({ store: 'redis' }), secrets.redis, config.redisTopology),
     postgres: createPostgresConnection(
       { url: config.databaseUrl, schema: config.databaseSchema, ...(secrets.postgres ? { password: secrets.postgres } : {}) },
       logger.child({ store: 'postgres' }),
