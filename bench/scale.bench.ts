@@ -4,7 +4,10 @@
  * chart's worker replicas run them) sharing one Redis, and a check that no
  * job was processed twice.
  *
- *   node --import tsx bench/scale.bench.ts [--files 3000] [--repos 6] [--workers 1,2,3] [--batch 250] [--out bench/results]
+ *   node --import tsx bench/scale.bench.ts [--files 3000] [--repos 6] [--workers 1,2,3,3,2,1] [--batch 250] [--out bench/results]
+ *
+ * A worker count may come several times (the default runs 1, 2, 3 and back): the machine's other load drifts
+ * during a run, so each count is summarised by the median of its runs, and its speedup is against 1's median.
  *
  * For each worker count, a fresh isolated platform (queue prefix, Postgres
  * schema, Chroma collections, workspace: no embedding cache carried over)
@@ -44,7 +47,7 @@ const { values: args } = parseArgs({
   options: {
     files: { type: 'string', default: '3000' },
     repos: { type: 'string', default: '6' },
-    workers: { type: 'string', default: '1,2,3' },
+    workers: { type: 'string', default: '1,2,3,3,2,1' },
     batch: { type: 'string', default: '250' },
     concurrency: { type: 'string', default: '4' },
     out: { type: 'string', default: path.join(PROJECT_ROOT, 'bench', 'results') },
@@ -64,6 +67,8 @@ interface DuplicateCheck {
   jobs: number;
   /** Jobs that turned active more than once, or completed more than once, or took more than one attempt. */
   processedTwice: string[];
+  /** For each of those: its events by kind, attempts and failure reason, to tell a redelivery from a retry. */
+  details: Record<string, unknown>;
   /** Jobs with no completion at all. */
   unfinished: string[];
 }
@@ -76,7 +81,7 @@ interface DuplicateCheck {
  */
 async function duplicateCheck(ctx: IsolatedPlatform): Promise<DuplicateCheck> {
   const redis = ctx.platform.stores.redis.client;
-  const count = new Map<string, { active: number; completed: number; waitingChildren: number }>();
+  const count = new Map<string, { active: number; completed: number; waitingChildren: number; events: Record<string, number> }>();
   for (const queue of ['index', 'embed', 'graph']) {
     const entries = await redis.xrange(`${ctx.config.queuePrefix}:${queue}:events`, '-', '+');
     for (const [, fields] of entries) {
@@ -84,7 +89,8 @@ async function duplicateCheck(ctx: IsolatedPlatform): Promise<DuplicateCheck> {
       for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
       if (!f.jobId) continue;
       const key = `${queue}/${f.jobId}`;
-      const c = count.get(key) ?? { active: 0, completed: 0, waitingChildren: 0 };
+      const c = count.get(key) ?? { active: 0, completed: 0, waitingChildren: 0, events: {} };
+      c.events[f.event ?? '?'] = (c.events[f.event ?? '?'] ?? 0) + 1;
       if (f.event === 'active') c.active++;
       if (f.event === 'completed') c.completed++;
       if (f.event === 'waiting-children') c.waitingChildren++;
@@ -92,6 +98,7 @@ async function duplicateCheck(ctx: IsolatedPlatform): Promise<DuplicateCheck> {
     }
   }
   const processedTwice = new Set<string>();
+  const details: Record<string, unknown> = {};
   for (const [k, c] of count) {
     if (c.active === 0) continue;
     if (c.completed > 1 || c.active > 1 + c.waitingChildren) processedTwice.add(k);
@@ -99,11 +106,16 @@ async function duplicateCheck(ctx: IsolatedPlatform): Promise<DuplicateCheck> {
   for (const queue of ['index', 'embed', 'graph'] as const) {
     const q = ctx.platform.queues.queues[queue] as Queue;
     for (const job of await q.getJobs(['completed', 'failed'], 0, -1)) {
-      if (job && (job.attemptsMade > 1 || job.failedReason)) processedTwice.add(`${queue}/${job.id}`);
+      if (!job) continue;
+      const key = `${queue}/${job.id}`;
+      if (job.attemptsMade > 1 || job.failedReason) processedTwice.add(key);
+      if (processedTwice.has(key)) {
+        details[key] = { events: count.get(key)?.events, attemptsMade: job.attemptsMade, attemptsStarted: job.attemptsStarted, stalledCounter: job.stalledCounter, failedReason: job.failedReason };
+      }
     }
   }
   const unfinished = [...count].filter(([, c]) => c.active > 0 && c.completed === 0).map(([k]) => k);
-  return { jobs: [...count.values()].filter((c) => c.active > 0).length, processedTwice: [...processedTwice], unfinished };
+  return { jobs: [...count.values()].filter((c) => c.active > 0).length, processedTwice: [...processedTwice], details, unfinished };
 }
 
 /** CPU seconds of each pid (with reaped children: the worker's git processes). */
@@ -145,6 +157,7 @@ interface RunResult {
   chunks: number;
   jobs: number;
   processedTwice: string[];
+  processedTwiceDetails: Record<string, unknown>;
   unfinished: string[];
   machineBusyBeforePercent: number;
   /** CPU share of the machine used during the run, all processes together. */
@@ -192,6 +205,7 @@ async function runWith(workers: number, repoDirs: string[], fileCount: number): 
       chunks: Number(rows[0]!.n),
       jobs: dup.jobs,
       processedTwice: dup.processedTwice,
+      processedTwiceDetails: dup.details,
       unfinished: dup.unfinished,
       machineBusyBeforePercent: busyBefore,
       machineBusyDuringPercent: round((100 * (ticks1.busy - ticks0.busy)) / Math.max(1, ticks1.total - ticks0.total)),
@@ -217,7 +231,7 @@ async function main(): Promise<void> {
     for (const n of WORKER_COUNTS) {
       log(`${n} worker process(es): full index of ${REPOS} repositories`);
       const r = await runWith(n, repoDirs, corpus.files.length);
-      const base = results[0] ?? { filesPerSecond: r.filesPerSecond, workers: r.workers };
+      const base = results.find((x) => x.workers === Math.min(...WORKER_COUNTS)) ?? { filesPerSecond: r.filesPerSecond, workers: r.workers };
       const speedup = round(r.filesPerSecond / base.filesPerSecond, 2);
       results.push({ ...r, speedup, efficiency: round(speedup / (r.workers / base.workers), 2) });
       log(`${n} worker(s): ${r.seconds} s, ${r.filesPerSecond} files/s, ${r.jobs} jobs, processed twice: ${r.processedTwice.length}, machine busy before ${r.machineBusyBeforePercent}%`);
@@ -232,8 +246,29 @@ async function main(): Promise<void> {
   mkdirSync(args.out!, { recursive: true });
   const jsonFile = path.join(args.out!, `scale-${date}.json`);
   const command = `node --import tsx bench/scale.bench.ts --files ${FILES} --repos ${REPOS} --workers ${WORKER_COUNTS.join(',')} --batch ${BATCH} --concurrency ${CONCURRENCY}`;
-  writeFileSync(jsonFile, `${JSON.stringify({ date: new Date().toISOString(), command, machine, corpus: corpusSummary(corpus), repos: REPOS, batchChunks: BATCH, workerConcurrency: CONCURRENCY, results }, null, 2)}\n`);
 
+  // Per worker count: the median of its runs.
+  const median = (xs: number[]) => { const a = [...xs].sort((x, y) => x - y); return a.length % 2 ? a[(a.length - 1) / 2]! : (a[a.length / 2 - 1]! + a[a.length / 2]!) / 2; };
+  const counts = [...new Set(WORKER_COUNTS)].sort((a, b) => a - b);
+  const baseMedian = median(results.filter((r) => r.workers === counts[0]).map((r) => r.filesPerSecond));
+  const summary = counts.map((n) => {
+    const runs = results.filter((r) => r.workers === n);
+    const fps = median(runs.map((r) => r.filesPerSecond));
+    return {
+      workers: n,
+      runs: runs.length,
+      medianFilesPerSecond: round(fps),
+      speedup: round(fps / baseMedian, 2),
+      efficiency: round(fps / baseMedian / (n / counts[0]!), 2),
+      processedTwice: runs.reduce((a, r) => a + r.processedTwice.length, 0),
+      machineBusyBeforePercent: runs.map((r) => r.machineBusyBeforePercent),
+    };
+  });
+  const summaryRows = [
+    ['worker processes', 'runs', 'median files/s', 'speedup', 'efficiency', 'jobs processed twice', 'machine busy before each run'],
+    ...summary.map((x) => [String(x.workers), String(x.runs), String(x.medianFilesPerSecond), `${x.speedup}×`, String(x.efficiency), String(x.processedTwice), x.machineBusyBeforePercent.map((b) => `${b}%`).join(', ')]),
+  ];
+  writeFileSync(jsonFile, `${JSON.stringify({ date: new Date().toISOString(), command, machine, startBusyPercent: quiet.busyPercent, corpus: corpusSummary(corpus), repos: REPOS, batchChunks: BATCH, workerConcurrency: CONCURRENCY, summary, results }, null, 2)}\n`);
   const rows = [
     ['worker processes', 'seconds', 'files/s', 'speedup', 'efficiency', 'jobs', 'processed twice', 'machine busy before', 'busy during', 'CPU s per worker', 'store CPU s'],
     ...results.map((r) => [
@@ -250,7 +285,7 @@ async function main(): Promise<void> {
       Object.entries(r.storeCpuSeconds).map(([n, s]) => `${n} ${s}`).join(', '),
     ]),
   ];
-  console.log(textReport('Scaling out: index throughput by worker processes', machine, [table(rows)], jsonFile));
+  console.log(textReport('Scaling out: index throughput by worker processes', machine, [table(summaryRows), table(rows)], jsonFile));
   writeFileSync(
     path.join(args.out!, 'scale.md'),
     markdownReport({
@@ -263,7 +298,7 @@ async function main(): Promise<void> {
         'Stores (Redis, Postgres, Chroma, Neo4j) run on the same machine; "machine busy before" is the share of the CPUs other work used in the 3 s before the run.',
         '"processed twice" counts jobs that completed more than once or turned active more often than their steps allow (a batch once; a run\'s parent once more per wait for its batches) in BullMQ\'s event streams, or needed another attempt.',
       ],
-      blocks: [markdownTable(rows)],
+      blocks: ['By worker count (median of its runs):', markdownTable(summaryRows), 'Each run, in the order they ran:', markdownTable(rows)],
       jsonFile,
     }),
   );
