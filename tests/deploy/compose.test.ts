@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -294,6 +294,9 @@ describe("README's Production with Docker, loaded by the real Compose loader", (
         const file = model.secrets[secret]!.file!;
         expect(file, secret).toBe(path.join(dir, 'compose', 'secrets', secret));
         expect(readFileSync(file, 'utf8').trim().length, `${secret} has a value`).toBeGreaterThan(10);
+        // Readable by the app's user only (bind mounts keep the host's owner and mode).
+        const st = statSync(file);
+        expect([st.uid, st.mode & 0o777], `${secret} owner and mode`).toEqual([10001, 0o400]);
       }
       expect(readFileSync(model.secrets.admin_token!.file!, 'utf8').trim()).toMatch(/^pk_mcp_[0-9a-f]{32}$/);
       expect(model.services.api!.environment!.ADMIN_TOKEN_FILE).toBe('/run/secrets/admin_token');
