@@ -207,7 +207,8 @@ describe('the production build, run as the image runs it', () => {
     // The build stage: `npm run build` compiles with tsconfig.build.json and copies the migrations beside the code.
     mkdirSync(app, { recursive: true });
     const build = spawnSync(process.execPath, [path.join(PROJECT_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json', '--outDir', path.join(app, 'dist')], { cwd: PROJECT_ROOT, encoding: 'utf8' });
-    if (!existsSync(path.join(app, 'dist', 'api', 'server.js'))) throw new Error(`tsc built nothing:\n${build.stdout}${build.stderr}`);
+    // `RUN npm run build` fails the image build on any type error: so does this.
+    if (build.status !== 0 || !existsSync(path.join(app, 'dist', 'api', 'server.js'))) throw new Error(`the build stage's tsc failed:\n${build.stdout}${build.stderr}`);
     expect(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')).toContain(`cpSync('shared/db/migrations','dist/shared/db/migrations'`);
     cpSync(path.join(PROJECT_ROOT, 'shared', 'db', 'migrations'), path.join(app, 'dist', 'shared', 'db', 'migrations'), { recursive: true });
     copyFileSync(path.join(PROJECT_ROOT, 'package.json'), path.join(app, 'package.json'));
