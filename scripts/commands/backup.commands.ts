@@ -5,7 +5,7 @@ import { AppError } from '../../shared/errors.ts';
 import type { Platform } from '../../shared/platform.ts';
 import type { AuditResult } from '../../shared/stores/audit.repository.ts';
 import { sleep } from '../stack/process.ts';
-import { cliLogger, printJson, printTable, wholeNumber, withPlatform } from './cli-support.ts';
+import { boundedWait, cliLogger, giveUpOption, printJson, printTable, wholeNumber, withPlatform } from './cli-support.ts';
 
 const size = (bytes: number) =>
   bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GB` : bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MB` : `${Math.max(1, Math.round(bytes / 1024))} KB`;
@@ -42,20 +42,23 @@ function progressPrinter() {
 }
 
 /** Waits for a maintenance job, showing its progress; Ctrl-C stops the waiting, not the job. */
-async function waitForMaintenanceJob(platform: Platform, jobId: string): Promise<{ ok: boolean; result: unknown; failedReason?: string }> {
+async function waitForMaintenanceJob(platform: Platform, jobId: string, giveUpAfter: number): Promise<{ ok: boolean; result: unknown; failedReason?: string }> {
   const queue = platform.queues.queues.maintenance;
-  if ((await queue.getWorkersCount()) === 0) {
-    console.error('note: no worker is running on the maintenance queue; start the platform with `npm start` (the job waits until then)');
+  // Bounded: an unreachable Redis or no worker for --give-up-after ends the wait with one line (cli-support.ts).
+  const wait = boundedWait(platform, { giveUpAfterMs: giveUpAfter * 1000, jobId, queue: 'maintenance' });
+  if ((await wait.poll('Redis', () => queue.getWorkersCount())) === 0) {
+    console.error(`note: no worker is running on the maintenance queue; start the platform with \`npm start\` (this waits ${giveUpAfter} s for one)`);
   }
   const printer = progressPrinter();
   try {
     for (;;) {
-      const job = await queue.getJob(jobId);
+      const job = await wait.poll('Redis', () => queue.getJob(jobId));
       if (!job) throw new AppError(404, 'job_not_found', `job ${jobId} is gone (removed from the queue)`);
-      const state = await job.getState();
+      const state = await wait.poll('Redis', () => job.getState());
+      wait.workers(await wait.poll('Redis', () => queue.getWorkersCount()), state === 'active');
       if (state === 'completed' || state === 'failed') {
         printer.stop();
-        const done = (await queue.getJob(jobId)) ?? job;
+        const done = (await wait.poll('Redis', () => queue.getJob(jobId))) ?? job;
         return state === 'completed' ? { ok: true, result: done.returnvalue } : { ok: false, result: null, failedReason: done.failedReason };
       }
       printer.update(state === 'active' ? ((job.progress ?? {}) as Partial<BackupProgress>) : { phase: 'queued' as never });
@@ -63,6 +66,7 @@ async function waitForMaintenanceJob(platform: Platform, jobId: string): Promise
     }
   } finally {
     printer.stop();
+    wait.close();
   }
 }
 
@@ -80,7 +84,8 @@ export function registerBackupCommands(program: Command): void {
     .description('queue a backup set on the maintenance queue (the workers take it); written to BACKUP_DIR')
     .option('--instance <instance>', 'back up one instance (default: every instance, with tokens and the audit trail)')
     .option('--wait', 'wait for the set to be written, showing progress')
-    .action(async (opts: { instance?: string; wait?: boolean }) => {
+    .addOption(giveUpOption())
+    .action(async (opts: { instance?: string; wait?: boolean; giveUpAfter: number }) => {
       const ok = await withPlatform(async (platform) => {
         if (opts.instance !== undefined && !platform.config.instances.includes(opts.instance)) {
           throw new AppError(400, 'unknown_instance', `unknown instance "${opts.instance}" (configured: ${platform.config.instances.join(', ')})`);
@@ -90,7 +95,7 @@ export function registerBackupCommands(program: Command): void {
           console.log(`queued backup job ${job.id} (follow it with \`pk-mcp jobs --id ${job.id}\`, or pass --wait)`);
           return true;
         }
-        const outcome = await waitForMaintenanceJob(platform, job.id);
+        const outcome = await waitForMaintenanceJob(platform, job.id, opts.giveUpAfter);
         if (!outcome.ok) {
           console.error(`error: the backup failed: ${outcome.failedReason}`);
           return false;
