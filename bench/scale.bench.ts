@@ -118,10 +118,16 @@ async function duplicateCheck(ctx: IsolatedPlatform): Promise<DuplicateCheck> {
   return { jobs: [...count.values()].filter((c) => c.active > 0).length, processedTwice: [...processedTwice], details, unfinished };
 }
 
-/** CPU seconds of each pid (with reaped children: the worker's git processes). */
+/**
+ * CPU seconds of each pid with its live descendants (Postgres runs a backend process per connection) and the
+ * children it has reaped (the worker's git processes).
+ */
 function cpuOf(pids: number[]): number[] {
   const t = processTable({ reapedChildren: true });
-  return pids.map((pid) => (t.get(pid)?.ticks ?? 0) / CLOCK_TICKS);
+  const children = new Map<number, number[]>();
+  for (const [pid, p] of t) children.set(p.ppid, [...(children.get(p.ppid) ?? []), pid]);
+  const total = (pid: number): number => (t.get(pid)?.ticks ?? 0) + (children.get(pid) ?? []).reduce((a, c) => a + total(c), 0);
+  return pids.map((pid) => total(pid) / CLOCK_TICKS);
 }
 
 function storePids(): Record<string, number> {
