@@ -1,5 +1,7 @@
 import type { Config } from './config/config.ts';
-import { DEFAULT_EMBEDDING_CONFIG, createEmbeddingProvider, type EmbeddingProvider } from './embeddings/embedding-provider.ts';
+import { createEmbeddingProvider, embeddingConfigFrom, type EmbeddingProvider } from './embeddings/embedding-provider.ts';
+
+export { embeddingConfigFrom };
 import type { Logger } from './logger.ts';
 import { createQueues, type QueueRegistry } from './queue/queues.ts';
 import { createChunkRepository, type ChunkRepository } from './stores/chunk.repository.ts';
@@ -44,19 +46,6 @@ export interface SemanticTier {
   modelVectors: ModelVectorRepository;
 }
 
-export function embeddingConfigFrom(config: Config) {
-  return {
-    ...DEFAULT_EMBEDDING_CONFIG,
-    provider: config.embedding.provider,
-    openaiApiKey: config.embedding.openaiApiKey,
-    openaiBaseUrl: config.embedding.openaiBaseUrl,
-    model: config.embedding.model,
-    dimensions: config.embedding.dimensions,
-    concurrency: config.embedding.concurrency,
-    maxRetries: config.embedding.maxRetries,
-    localDimensions: config.embedding.localDimensions,
-  };
-}
 
 export function createPlatform(
   config: Config,

@@ -21,7 +21,7 @@ export async function openCliPlatform(config: Config, logger: Logger, wanted: re
   const parts = new Set<CliPart>(['postgres', ...wanted]);
   const has = (p: CliPart) => parts.has(p);
   const secrets = openSecretSources(config);
-  const [pgMod, redisMod, queuesMod, chromaMod, vectorMod, neo4jMod, graphMod, repoMod, chunkMod, auditMod, modelVecMod, embMod, onnxMod, platformMod] = await Promise.all([
+  const [pgMod, redisMod, queuesMod, chromaMod, vectorMod, neo4jMod, graphMod, repoMod, chunkMod, auditMod, modelVecMod, embMod, onnxMod] = await Promise.all([
     import('../../shared/stores/postgres.connection.ts'),
     has('redis') ? import('../../shared/stores/redis.connection.ts') : undefined,
     has('redis') ? import('../../shared/queue/queues.ts') : undefined,
@@ -35,7 +35,6 @@ export async function openCliPlatform(config: Config, logger: Logger, wanted: re
     import('../../shared/stores/model-vector.repository.ts'),
     has('embeddings') ? import('../../shared/embeddings/embedding-provider.ts') : undefined,
     config.semantic ? import('../../shared/embeddings/onnx.provider.ts') : undefined,
-    has('embeddings') ? import('../../shared/platform.ts') : undefined,
   ]);
 
   const missing = (part: CliPart): never => {
@@ -68,7 +67,7 @@ export async function openCliPlatform(config: Config, logger: Logger, wanted: re
     },
   };
   const queues = redis && queuesMod ? queuesMod.createQueues(redis.client, config.queuePrefix) : undefined;
-  const embeddings = embMod && platformMod ? embMod.createEmbeddingProvider(platformMod.embeddingConfigFrom(config), logger) : undefined;
+  const embeddings = embMod ? embMod.createEmbeddingProvider(embMod.embeddingConfigFrom(config), logger) : undefined;
   const modelVectors = modelVecMod.createModelVectorRepository(postgres);
   // Constructing the model's provider loads nothing: the model is read at its first embedding (search only).
   let semantic: Platform['semantic'] = null;

@@ -1,3 +1,4 @@
+import type { Config } from '../config/config.ts';
 import type { Logger } from '../logger.ts';
 import { LocalEmbeddingProvider } from './local.provider.ts';
 import { OpenAIEmbeddingProvider } from './openai.provider.ts';
@@ -83,4 +84,19 @@ export function createEmbeddingProvider(config: EmbeddingConfig, logger: Logger)
     : new LocalEmbeddingProvider({ dimensions: config.localDimensions });
   log.info({ provider: provider.id }, 'embedding provider ready');
   return provider;
+}
+
+/** The embedding settings of the platform's config (shared/platform.ts and the CLI build their provider from it). */
+export function embeddingConfigFrom(config: Config) {
+  return {
+    ...DEFAULT_EMBEDDING_CONFIG,
+    provider: config.embedding.provider,
+    openaiApiKey: config.embedding.openaiApiKey,
+    openaiBaseUrl: config.embedding.openaiBaseUrl,
+    model: config.embedding.model,
+    dimensions: config.embedding.dimensions,
+    concurrency: config.embedding.concurrency,
+    maxRetries: config.embedding.maxRetries,
+    localDimensions: config.embedding.localDimensions,
+  };
 }
