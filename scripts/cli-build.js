@@ -57,9 +57,13 @@ async function build() {
   const tmp = `${MANIFEST}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify({ format: FORMAT, dir, builtAt: new Date().toISOString(), inputs }));
   renameSync(tmp, MANIFEST);
-  // Older bundles: keep the newest few (a command may still be running from one), drop the rest.
-  const old = readdirSync(CLI_CACHE_DIR).filter((d) => d.startsWith('b') && d !== dir).sort().slice(0, -2);
-  for (const d of old) rmSync(path.join(CLI_CACHE_DIR, d), { recursive: true, force: true });
+  // Older bundles go once no command can still be loading chunks from them: commands started from one
+  // (tests start many at once, some while another rebuilds) load their chunks within seconds.
+  for (const d of readdirSync(CLI_CACHE_DIR)) {
+    if (!d.startsWith('b') || d === dir) continue;
+    const age = Date.now() - (statSync(path.join(CLI_CACHE_DIR, d), { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+    if (age > 10 * 60_000) rmSync(path.join(CLI_CACHE_DIR, d), { recursive: true, force: true });
+  }
   return path.join(outdir, 'cli.mjs');
 }
 
