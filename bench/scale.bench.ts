@@ -34,7 +34,7 @@ import { parseArgs } from 'node:util';
 import type { Queue } from 'bullmq';
 import { PROJECT_ROOT } from '../scripts/project.ts';
 import { readStackState } from '../shared/config/config.ts';
-import { CLOCK_TICKS, log as logAs, machineBusyPercent, machineInfo, machineTicks, markdownReport, markdownTable, round, sleep, table, textReport, waitForQuietMachine } from './lib/common.ts';
+import { CLOCK_TICKS, log as logAs, machineBusyPercent, machineInfo, machineTicks, markdownReport, markdownTable, otherBenchmarks, round, sleep, table, textReport, waitForQuietMachine } from './lib/common.ts';
 import { processTable } from './lib/cpu.ts';
 import { buildCorpus, corpusSummary, CORPUS_BRANCH, git } from './lib/corpus.ts';
 import { openIsolatedPlatform, waitForIndexJob, type IsolatedPlatform } from './lib/isolated.ts';
@@ -51,6 +51,8 @@ const { values: args } = parseArgs({
     batch: { type: 'string', default: '250' },
     concurrency: { type: 'string', default: '4' },
     out: { type: 'string', default: path.join(PROJECT_ROOT, 'bench', 'results') },
+    // Measure beside another benchmark instead of waiting for it (its load is then in "machine busy").
+    'no-wait': { type: 'boolean', default: false },
   },
 });
 const FILES = Number(args.files);
@@ -227,7 +229,9 @@ async function runWith(workers: number, repoDirs: string[], fileCount: number): 
 async function main(): Promise<void> {
   const machine = machineInfo();
   // Other benchmarks first (they would take the cores this one counts); then at most 5 minutes for a quiet machine.
-  const quiet = await waitForQuietMachine(BENCH);
+  const quiet = await waitForQuietMachine(BENCH, args['no-wait'] ? { otherBenchmarks: false, maxWaitMs: 30_000 } : {});
+  const othersAtStart = otherBenchmarks().map((o) => o.command);
+  if (othersAtStart.length > 0) log(`measuring beside: ${othersAtStart.join('; ')}`);
   log(`machine ${quiet.busyPercent}% busy with other work at the start`);
   log(`building a corpus of ${FILES} files in ${REPOS} repositories`);
   const corpus = buildCorpus(FILES, []);
@@ -251,7 +255,7 @@ async function main(): Promise<void> {
   const date = new Date().toISOString().slice(0, 10);
   mkdirSync(args.out!, { recursive: true });
   const jsonFile = path.join(args.out!, `scale-${date}.json`);
-  const command = `node --import tsx bench/scale.bench.ts --files ${FILES} --repos ${REPOS} --workers ${WORKER_COUNTS.join(',')} --batch ${BATCH} --concurrency ${CONCURRENCY}`;
+  const command = `node --import tsx bench/scale.bench.ts --files ${FILES} --repos ${REPOS} --workers ${WORKER_COUNTS.join(',')} --batch ${BATCH} --concurrency ${CONCURRENCY}${args['no-wait'] ? ' --no-wait' : ''}`;
 
   // Per worker count: the median of its runs.
   const median = (xs: number[]) => { const a = [...xs].sort((x, y) => x - y); return a.length % 2 ? a[(a.length - 1) / 2]! : (a[a.length / 2 - 1]! + a[a.length / 2]!) / 2; };
@@ -274,7 +278,7 @@ async function main(): Promise<void> {
     ['worker processes', 'runs', 'median files/s', 'speedup', 'efficiency', 'jobs processed twice', 'machine busy before each run'],
     ...summary.map((x) => [String(x.workers), String(x.runs), String(x.medianFilesPerSecond), `${x.speedup}×`, String(x.efficiency), String(x.processedTwice), x.machineBusyBeforePercent.map((b) => `${b}%`).join(', ')]),
   ];
-  writeFileSync(jsonFile, `${JSON.stringify({ date: new Date().toISOString(), command, machine, startBusyPercent: quiet.busyPercent, corpus: corpusSummary(corpus), repos: REPOS, batchChunks: BATCH, workerConcurrency: CONCURRENCY, summary, results }, null, 2)}\n`);
+  writeFileSync(jsonFile, `${JSON.stringify({ date: new Date().toISOString(), command, machine, startBusyPercent: quiet.busyPercent, otherBenchmarksAtStart: othersAtStart, corpus: corpusSummary(corpus), repos: REPOS, batchChunks: BATCH, workerConcurrency: CONCURRENCY, summary, results }, null, 2)}\n`);
   const rows = [
     ['worker processes', 'seconds', 'files/s', 'speedup', 'efficiency', 'jobs', 'processed twice', 'machine busy before', 'busy during', 'CPU s per worker', 'store CPU s'],
     ...results.map((r) => [
@@ -302,6 +306,7 @@ async function main(): Promise<void> {
         `${corpus.files.length} source files (${corpusSummary(corpus).megabytes} MB) from node_modules split into ${REPOS} repositories, each indexed in full at once;`,
         `a fresh isolated platform per worker count (no embedding cache carried over), embedding batches of ${BATCH} chunks, WORKER_CONCURRENCY=${CONCURRENCY} per process.`,
         'Stores (Redis, Postgres, Chroma, Neo4j) run on the same machine; "machine busy before" is the share of the CPUs other work used in the 3 s before the run.',
+        ...(othersAtStart.length > 0 ? [`Measured beside another benchmark, whose load is in "machine busy": ${othersAtStart.map((c) => `\`${c}\``).join(', ')}.`] : []),
         '"processed twice" counts jobs that completed more than once or turned active more often than their steps allow (a batch once; a run\'s parent once more per wait for its batches) in BullMQ\'s event streams, or needed another attempt.',
       ],
       blocks: ['By worker count (median of its runs):', markdownTable(summaryRows), 'Each run, in the order they ran:', markdownTable(rows)],
