@@ -1,4 +1,10 @@
-import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
+import type OpenAI from 'openai';
+
+// The SDK is loaded at the first request: a process that never calls the API (a CLI search with the local
+// provider, which still imports EmbeddingError from here) does not pay for loading it.
+type Sdk = typeof import('openai');
+let sdkLoading: Promise<Sdk> | undefined;
+const loadSdk = () => (sdkLoading ??= import('openai'));
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { Logger } from '../logger.ts';
 import type { EmbeddingConfig, EmbeddingProvider, EmbedOptions } from './embedding-provider.ts';
@@ -139,7 +145,8 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
   readonly model: string;
   readonly dimensions: number;
 
-  private readonly client: OpenAI;
+  private client: OpenAI | undefined;
+  private readonly clientOptions: ConstructorParameters<typeof OpenAI>[0];
   private readonly server: string;
   private readonly sendDimensions: boolean;
   private readonly maxInputTokens: number;
@@ -174,7 +181,7 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
     // One limiter per provider, not per call: concurrent jobs in one worker share the budget.
     this.limit = pLimit(config.concurrency);
     this.timing = { ...DEFAULT_RETRY_TIMING, ...timing };
-    this.client = new OpenAI({
+    this.clientOptions = {
       // Keyless local servers ignore the header, but the SDK will not start without a key.
       apiKey: config.openaiApiKey || 'unused',
       // Explicit, so the SDK does not pick up OPENAI_BASE_URL behind the config's back.
@@ -183,7 +190,7 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
       timeout: config.requestTimeoutMs,
       // Every failure is logged by us with its context; the SDK would log it a second time.
       logLevel: 'off',
-    });
+    };
   }
 
   stats() {
@@ -305,6 +312,8 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
       signal.throwIfAborted();
       this.counters.calls++;
       let response: OpenAI.CreateEmbeddingResponse;
+      const sdk = await loadSdk();
+      this.client ??= new sdk.default(this.clientOptions);
       try {
         response = await this.client.embeddings.create(
           {
@@ -317,9 +326,9 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
         );
       } catch (err) {
         if (signal.aborted) throw signal.reason;
-        const failure = this.describe(err);
+        const failure = this.describe(err, sdk);
         if (!failure.retryable) throw failure;
-        const delayMs = this.retryDelay(attempt, err instanceof APIError ? err.headers : undefined);
+        const delayMs = this.retryDelay(attempt, err instanceof sdk.APIError ? err.headers : undefined);
         // Waiting past the deadline only to be aborted would hide the real failure behind a timeout.
         if (attempt >= state.maxRetries || (state.deadline !== undefined && performance.now() + delayMs >= state.deadline)) {
           throw new EmbeddingError(`Embedding request failed after ${attempt} retries: ${failure.message}`, {
@@ -357,7 +366,7 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
   }
 
   /** Turns an SDK error into an EmbeddingError that says what happened; anything else is a bug and is rethrown. */
-  private describe(err: unknown): EmbeddingError {
+  private describe(err: unknown, { APIConnectionError, APIConnectionTimeoutError, APIError }: Sdk): EmbeddingError {
     if (err instanceof APIConnectionTimeoutError) {
       return new EmbeddingError(`${this.server} did not answer within ${this.config.requestTimeoutMs} ms`, {
         kind: 'timeout',
