@@ -3,7 +3,7 @@ import type { Platform } from '../../shared/platform.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { createSecretRotationService, type RotationResult } from '../../shared/secrets/secret-rotation.service.ts';
 import { sleep } from '../stack/process.ts';
-import { printJson, withPlatform } from './cli-support.ts';
+import { boundedWait, giveUpOption, printJson, withPlatform } from './cli-support.ts';
 
 const quietLogger = () => createLogger({ logLevel: process.env.LOG_LEVEL ?? 'warn', logPretty: false }, { destination: 2 });
 
@@ -19,22 +19,34 @@ function printResult(result: RotationResult): void {
 }
 
 /** Waits for the rotation job; true when it completed. */
-async function waitForRotation(platform: Platform, jobId: string, json: boolean): Promise<boolean> {
+async function waitForRotation(platform: Platform, jobId: string, json: boolean, giveUpAfter: number): Promise<boolean> {
   const queue = platform.queues.queues.maintenance;
-  if ((await queue.getWorkersCount()) === 0) {
-    console.error('note: no worker is running on the maintenance queue; start the platform with `npm start` (the job waits until then)');
+  // Bounded: an unreachable Redis or no worker for --give-up-after ends the wait with one line (cli-support.ts).
+  const wait = boundedWait(platform, { giveUpAfterMs: giveUpAfter * 1000, jobId, queue: 'maintenance' });
+  try {
+    return await followRotation(platform, jobId, json, wait);
+  } finally {
+    wait.close();
+  }
+}
+
+async function followRotation(platform: Platform, jobId: string, json: boolean, wait: ReturnType<typeof boundedWait>): Promise<boolean> {
+  const queue = platform.queues.queues.maintenance;
+  if ((await wait.poll('Redis', () => queue.getWorkersCount())) === 0) {
+    console.error(`note: no worker is running on the maintenance queue; start the platform with \`npm start\` (this waits ${Math.round(wait.giveUpAfterMs / 1000)} s for one)`);
   }
   let last = '';
   for (;;) {
-    const job = await queue.getJob(jobId);
+    const job = await wait.poll('Redis', () => queue.getJob(jobId));
     if (!job) throw new Error(`job ${jobId} is gone`);
-    const state = await job.getState();
+    const state = await wait.poll('Redis', () => job.getState());
+    wait.workers(await wait.poll('Redis', () => queue.getWorkersCount()), state === 'active');
     const progress = job.progress as { secret?: string; step?: string } | number;
     const line = typeof progress === 'object' && progress.secret ? `${progress.secret}: ${progress.step}` : state;
     if (!json && line !== last && state !== 'completed' && state !== 'failed') console.error(line);
     last = line;
     if (state === 'completed' || state === 'failed') {
-      const done = (await queue.getJob(jobId)) ?? job;
+      const done = (await wait.poll('Redis', () => queue.getJob(jobId))) ?? job;
       if (state === 'failed') {
         if (json) printJson({ jobId, state, error: done.failedReason });
         else console.error(`error: ${done.failedReason}`);
@@ -74,7 +86,8 @@ export function registerSecretsCommands(program: Command): void {
     .argument('<name>', "database-password, neo4j-password, redis-password, webhook-secret, repo-webhook-<repository>, token-<name>, or all")
     .option('--wait', 'wait for the rotation and print what was rotated, skipped (and why) or rolled back; exit 1 when one failed')
     .option('--json', 'with --wait: print the result as JSON')
-    .action(async (name: string, opts: { wait?: boolean; json?: boolean }) => {
+    .addOption(giveUpOption())
+    .action(async (name: string, opts: { wait?: boolean; json?: boolean; giveUpAfter: number }) => {
       const ok = await withPlatform(async (platform) => {
         // The name is checked here, so a typo is one line now rather than a failed job later.
         await createSecretRotationService({ platform, logger: quietLogger() }).resolve(name);
@@ -83,7 +96,7 @@ export function registerSecretsCommands(program: Command): void {
           console.log(`queued rotation of ${name} (job ${id}); follow it with \`pk-mcp jobs\` or rerun with --wait`);
           return true;
         }
-        return waitForRotation(platform, id, opts.json ?? false);
+        return waitForRotation(platform, id, opts.json ?? false, opts.giveUpAfter);
       });
       if (!ok) process.exitCode = 1;
     });
