@@ -145,7 +145,7 @@ export const mcpHttpRoutes: FastifyPluginAsync<McpHttpOptions> = async (app, opt
    * The caller's Streamable HTTP session, wherever it was opened: one held here is checked against the shared
    * record (gone means another replica closed it), one held elsewhere is adopted from it.
    */
-  async function streamableSession(request: FastifyRequest, id: string): Promise<Session | undefined> {
+  async function streamableSession(request: FastifyRequest, id: string): Promise<Session | 'full' | undefined> {
     const local = sessionOf(request, id, 'streamable');
     if (local) {
       if (await shared.touch(id)) return local;
@@ -155,7 +155,7 @@ export const mcpHttpRoutes: FastifyPluginAsync<McpHttpOptions> = async (app, opt
     if (sessions.has(id)) return undefined; // another token's, or an SSE session
     const record = await shared.get(id);
     if (!record || record.tokenId !== request.principal!.tokenId) return undefined;
-    if (full()) return undefined;
+    if (full()) return 'full';
     const server = createMcpServer(deps(request));
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => id,
@@ -206,6 +206,7 @@ export const mcpHttpRoutes: FastifyPluginAsync<McpHttpOptions> = async (app, opt
       const id = sessionHeader(request);
       if (id) {
         const session = await streamableSession(request, id);
+        if (session === 'full') return rpcError(reply.header('Retry-After', '60'), 503, `too many open MCP sessions on this replica (${maxSessions})`);
         if (!session) return rpcError(reply, 404, 'Session not found: start a new session with initialize', -32001);
         const transport = session.transport as StreamableHTTPServerTransport;
         return handOver(request, reply, () => transport.handleRequest(request.raw, reply.raw, request.body));
@@ -253,6 +254,7 @@ export const mcpHttpRoutes: FastifyPluginAsync<McpHttpOptions> = async (app, opt
         const id = sessionHeader(request);
         if (!id) return rpcError(reply, 400, 'Bad Request: Mcp-Session-Id header required');
         const session = await streamableSession(request, id);
+        if (session === 'full') return rpcError(reply.header('Retry-After', '60'), 503, `too many open MCP sessions on this replica (${maxSessions})`);
         if (!session) return rpcError(reply, 404, 'Session not found', -32001);
         const transport = session.transport as StreamableHTTPServerTransport;
         return handOver(request, reply, () => transport.handleRequest(request.raw, reply.raw));
