@@ -23,7 +23,6 @@ async function main(): Promise<void> {
   // Follows secret rotations: re-reads the *_FILE secrets when told, and reports which values it uses.
   const secrets = startSecretAgent(platform, logger, { role: 'worker' });
   const workers = startWorkers({ ...platform, logger, chunker, graphExtractor: createGraphExtractor() });
-  await upsertSchedules(platform.queues, config, logger);
 
   const shutdown = createShutdown(
     logger,
@@ -34,7 +33,9 @@ async function main(): Promise<void> {
     ],
     config.shutdownTimeoutMs,
   );
+  // Signals are handled before anything else is awaited: a stop right after "workers ready" stops in order.
   onSignals(logger, shutdown);
+  await upsertSchedules(platform.queues, config, logger);
 }
 
 main().catch((err) => {

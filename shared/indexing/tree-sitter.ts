@@ -23,6 +23,28 @@ function initRuntime(): Promise<void> {
   return runtimeReady;
 }
 
+/**
+ * Grammars by file, loaded once per process and one at a time: loading links the grammar's wasm module into
+ * the runtime, and two loads side by side (the chunker and the graph extractor each have a loader) can
+ * clash there ("bad export type for 'tree_sitter_javascript_external_scanner_create'"). A failed load is
+ * forgotten, so the next file tries again.
+ */
+const languages = new Map<string, Promise<Parser.Language>>();
+let loading: Promise<unknown> = Promise.resolve();
+function loadLanguage(file: string): Promise<Parser.Language> {
+  let language = languages.get(file);
+  if (!language) {
+    language = loading.then(
+      () => Parser.Language.load(file),
+      () => Parser.Language.load(file),
+    );
+    loading = language.catch(() => undefined);
+    language.catch(() => languages.delete(file));
+    languages.set(file, language);
+  }
+  return language;
+}
+
 /** Grammars ship inside the tree-sitter-wasms package: found from its install location, never from cwd. */
 function grammarPath(grammar: string): string {
   const require = createRequire(import.meta.url);
@@ -46,7 +68,7 @@ export function createParserLoader(): ParserLoader {
     let parser = parsers.get(grammar);
     if (!parser) {
       parser = initRuntime()
-        .then(() => Parser.Language.load(grammarPath(grammar)))
+        .then(() => loadLanguage(grammarPath(grammar)))
         .then((lang) => {
           const p = new Parser();
           p.setLanguage(lang);
