@@ -15,14 +15,14 @@
  * Results go to stdout, `<out>/cli-<YYYY-MM-DD>.json` and `<out>/cli.md`.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createGraphExtractor } from '../shared/graph/extract.ts';
 import { PROJECT_ROOT } from '../scripts/project.ts';
 import { buildCorpus, corpusSummary, CORPUS_BRANCH } from './lib/corpus.ts';
-import { judge, log as logAs, machineInfo, markdownReport, markdownTable, round, table, textReport, type TargetResult } from './lib/common.ts';
+import { judge, log as logAs, machineBusyPercent, machineInfo, markdownReport, markdownTable, round, table, textReport, waitForQuietMachine, type TargetResult } from './lib/common.ts';
 import { openIsolatedPlatform, waitForIndexJob } from './lib/isolated.ts';
 
 const log = (m: string) => logAs('cli', m);
@@ -31,6 +31,8 @@ const { values: args } = parseArgs({
     files: { type: 'string', default: '300' },
     runs: { type: 'string', default: '5' },
     out: { type: 'string', default: path.join(PROJECT_ROOT, 'bench', 'results') },
+    // Measure without waiting for other benchmarks to finish (the numbers then carry their load; it is recorded).
+    'no-wait': { type: 'boolean', default: false },
   },
 });
 const RUNS = Number(args.runs);
@@ -99,6 +101,8 @@ async function main() {
     const symbol = rows[0]?.symbol ?? 'createServer';
     const aFile = corpus.files.find((f) => f.rel.endsWith('.ts') || f.rel.endsWith('.js'))!.rel;
 
+    // Two cores: other work on the machine would be measured with each command.
+    const quiet = await waitForQuietMachine('cli', { maxWaitMs: 3 * 60_000, otherBenchmarks: !args['no-wait'] });
     const base: NodeJS.ProcessEnv = { ...process.env, ...iso.env, LOG_LEVEL: 'warn' };
     const noModel = { ...base, SEMANTIC_MODEL: 'none' };
     const withModel = { ...base };
@@ -118,6 +122,7 @@ async function main() {
     }
     results.push(await measure(withModel, 'local model embeds the query', ['search', 'retry with exponential backoff', '--limit', '5']));
     const loadAfter = os.loadavg();
+    const busyAfter = await machineBusyPercent(3000);
 
     const targets: TargetResult[] = results.flatMap((r) => [
       judge(`${r.command}|${r.mode}|wall`, { max: TARGET.seconds + 1e-9, unit: 's', label: `${r.command} (${r.mode}) wall` }, r.medianWallS),
@@ -130,11 +135,11 @@ async function main() {
     const date = new Date().toISOString().slice(0, 10);
     mkdirSync(args.out!, { recursive: true });
     const jsonFile = path.join(args.out!, `cli-${date}.json`);
-    const command = `node --import tsx bench/cli.bench.ts --files ${args.files} --runs ${RUNS}`;
-    writeFileSync(jsonFile, `${JSON.stringify({ date, command, machine, loadAverage: { before: loadBefore, after: loadAfter }, corpus: corpusSummary(corpus), results, targets }, null, 2)}\n`);
+    const command = `node --import tsx bench/cli.bench.ts --files ${args.files} --runs ${RUNS}${args['no-wait'] ? ' --no-wait' : ''}`;
+    writeFileSync(jsonFile, `${JSON.stringify({ date, command, machine, loadAverage: { before: loadBefore, after: loadAfter }, otherWorkPercent: { before: quiet.busyPercent, after: busyAfter }, corpus: corpusSummary(corpus), results, targets }, null, 2)}\n`);
     const about = [
       `Corpus: ${corpus.files.length} files from node_modules, indexed by the real workers in an isolated platform on the local stack.`,
-      `Load average (1, 5, 15 min) before: ${loadBefore.map((l) => l.toFixed(2)).join(', ')}; after: ${loadAfter.map((l) => l.toFixed(2)).join(', ')} (other work on the machine shows here).`,
+      `Other work on the machine: ${quiet.busyPercent}% of the CPU busy just before the measurements, ${busyAfter}% just after (load average before ${loadBefore.map((l) => l.toFixed(2)).join(', ')}; after ${loadAfter.map((l) => l.toFixed(2)).join(', ')}).`,
       'Each number is the whole process (`/usr/bin/time`: exec to exit, peak RSS), median of 5 runs after an unmeasured one, as `node scripts/pk-mcp.js …` from a folder outside the checkout.',
     ];
     writeFileSync(
@@ -144,6 +149,7 @@ async function main() {
     process.stdout.write(textReport('CLI start-up and memory', machine, [table(rowsOut)], jsonFile));
     if (targets.some((t) => !t.pass)) process.exitCode = 1;
   } finally {
+    rmSync(corpus.dir, { recursive: true, force: true });
     const problems = await iso.cleanup();
     if (problems.length) log(`cleanup: ${problems.join('; ')}`);
   }
