@@ -1,5 +1,5 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import getPort from 'get-port';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -118,7 +118,9 @@ describe('compose/Dockerfile', () => {
 
 describe('the production build, run as the image runs it', () => {
   const id = uniqueId();
-  const stage = path.join(PROJECT_ROOT, '.data', `image-test-${id}`);
+  /** The sandbox covers /tmp with a tmpfs of its own: what the container must see cannot live under /tmp (a CI clone may). */
+  const underTmp = (p: string) => p === '/tmp' || p.startsWith('/tmp/');
+  const stage = path.join(underTmp(PROJECT_ROOT) ? '/var/tmp' : path.join(PROJECT_ROOT, '.data'), `image-test-${id}`);
   const app = path.join(stage, 'app');
   const entrypoint = path.join(stage, 'usr', 'local', 'bin', 'pk-mcp');
   const volumes = ['workspaces', 'backups', 'secrets'].map((v) => path.join(stage, 'data', v));
@@ -201,11 +203,24 @@ describe('the production build, run as the image runs it', () => {
   beforeAll(async () => {
     if (process.getuid?.() !== 0) throw new Error('this test builds mount namespaces with unshare and drops to uid 10001 with setpriv: run it as root (CI does)');
     for (const tool of ['unshare', 'setpriv', 'git']) if (!which(tool)) throw new Error(`${tool} is needed (Debian: util-linux, git)`);
-    const deps = realpathSync(requireTool('image-deps'));
+    const tool = realpathSync(requireTool('image-deps'));
+    mkdirSync(stage, { recursive: true });
+    // Copied beside the app when it would be hidden under the sandbox's /tmp.
+    const deps = underTmp(tool) ? path.join(stage, 'deps', 'node_modules') : tool;
+    if (deps !== tool) cpSync(tool, deps, { recursive: true, verbatimSymlinks: true });
     apiPort = await getPort({ host: '127.0.0.1' });
 
     // The build stage: `npm run build` compiles with tsconfig.build.json and copies the migrations beside the code.
     mkdirSync(app, { recursive: true });
+    // uid 10001 must reach the stage and the dependencies: a checkout inside a private folder (mode 700, as
+    // mktemp makes; CI's clean clone may be one) blocks that, so the folders above get the traverse bit
+    // (o+x, not read), as the local stack does for the postgres user.
+    for (const target of [stage, deps]) {
+      for (let dir = path.dirname(target); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+        const mode = statSync(dir).mode;
+        if ((mode & 0o001) === 0) chmodSync(dir, mode | 0o001);
+      }
+    }
     const build = spawnSync(process.execPath, [path.join(PROJECT_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json', '--outDir', path.join(app, 'dist')], { cwd: PROJECT_ROOT, encoding: 'utf8' });
     // `RUN npm run build` fails the image build on any type error: so does this.
     if (build.status !== 0 || !existsSync(path.join(app, 'dist', 'api', 'server.js'))) throw new Error(`the build stage's tsc failed:\n${build.stdout}${build.stderr}`);
