@@ -101,6 +101,20 @@ export function assertEveryInstance(request: FastifyRequest, configured: readonl
 }
 
 /**
+ * Route options for what spans every instance (tokens, secrets, backups of every instance, the audit trail):
+ * an admin token, checked in `onRequest`, that may use every configured instance.
+ */
+export function adminOfEveryInstance(app: FastifyInstance, configured: readonly string[]) {
+  const requireAdmin = app.requireScope('admin');
+  return {
+    onRequest: async (request: FastifyRequest, reply: FastifyReply) => {
+      await requireAdmin(request, reply);
+      assertEveryInstance(request, configured);
+    },
+  };
+}
+
+/**
  * A `preValidation` hook for routes whose body names the instance they act on: the instance is checked
  * once the body is parsed but before it is validated, so a caller without that instance learns nothing
  * about the schema. A value that is not a configured instance is left to validation and the handler.

@@ -1,10 +1,9 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { BackupService } from '../../shared/backup/backup.service.ts';
 import type { Platform } from '../../shared/platform.ts';
 import { badRequest } from '../../shared/errors.ts';
-import { assertEveryInstance, assertInstance, bodyInstanceCheck } from '../plugins/auth.plugin.ts';
+import { adminOfEveryInstance, assertEveryInstance, assertInstance, bodyInstanceCheck } from '../plugins/auth.plugin.ts';
 import { errorResponses } from '../schemas/common.ts';
 
 const fileName = z
@@ -22,12 +21,7 @@ const queued = z.object({ jobId: z.string(), queue: z.string() });
 export const adminRoutes: FastifyPluginAsyncZod<{ platform: Platform; backups: BackupService }> = async (app, { platform, backups }) => {
   const requireAdmin = app.requireScope('admin');
   const configured = platform.config.instances;
-  const everyInstance = {
-    onRequest: async (request: FastifyRequest, reply: FastifyReply) => {
-      await requireAdmin(request, reply);
-      assertEveryInstance(request, configured);
-    },
-  };
+  const everyInstance = adminOfEveryInstance(app, configured);
 
   app.get(
     '/admin/backups',

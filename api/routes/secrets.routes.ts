@@ -1,10 +1,9 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Platform } from '../../shared/platform.ts';
 import { createSecretRotationService } from '../../shared/secrets/secret-rotation.service.ts';
 import type { Logger } from '../../shared/logger.ts';
-import { assertEveryInstance } from '../plugins/auth.plugin.ts';
+import { adminOfEveryInstance } from '../plugins/auth.plugin.ts';
 import { errorResponses } from '../schemas/common.ts';
 
 const secretName = z.string().min(1).max(130).describe("a secret's name (database-password, neo4j-password, redis-password, webhook-secret, repo-webhook-<repository>, token-<name>) or 'all'");
@@ -15,13 +14,7 @@ const secretName = z.string().min(1).max(130).describe("a secret's name (databas
  */
 export const secretRoutes: FastifyPluginAsyncZod<{ platform: Platform; logger: Logger }> = async (app, { platform, logger }) => {
   const service = createSecretRotationService({ platform, logger });
-  const requireAdmin = app.requireScope('admin');
-  const admin = {
-    onRequest: async (request: FastifyRequest, reply: FastifyReply) => {
-      await requireAdmin(request, reply);
-      assertEveryInstance(request, platform.config.instances);
-    },
-  };
+  const admin = adminOfEveryInstance(app, platform.config.instances);
 
   app.get(
     '/admin/secrets',

@@ -1,23 +1,16 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { parseDuration, type TokenService } from '../../shared/auth/token.service.ts';
-import { assertEveryInstance } from '../plugins/auth.plugin.ts';
+import { adminOfEveryInstance } from '../plugins/auth.plugin.ts';
 import { errorResponses } from '../schemas/common.ts';
 
 const scope = z.enum(['read', 'write', 'admin']);
 const tokenName = z.string().min(1).max(64).describe('token name');
 
 export const tokenRoutes: FastifyPluginAsyncZod<{ tokens: TokenService; instances: string[] }> = async (app, { tokens, instances: configured }) => {
-  const requireAdmin = app.requireScope('admin');
   // Managing tokens is managing access to every instance: an admin of some instances only would otherwise
   // create a '*' token, or rotate one and receive its new value.
-  const admin = {
-    onRequest: async (request: FastifyRequest, reply: FastifyReply) => {
-      await requireAdmin(request, reply);
-      assertEveryInstance(request, configured);
-    },
-  };
+  const admin = adminOfEveryInstance(app, configured);
 
   // The token service records each change (with who and from where) in the transaction that makes it;
   // the routes add a row only for a refused or failed request.

@@ -1,3 +1,4 @@
+import { displayUrl } from '../display-url.ts';
 import { loadConfig } from '../../shared/config/config.ts';
 import { migrateDatabase, migrationsPending } from '../../shared/db/migrate.ts';
 import { Option } from 'commander';
@@ -95,7 +96,7 @@ export function boundedWait(platform: Platform, options: { giveUpAfterMs: number
         } catch (err) {
           if (err instanceof AppError) throw err;
           if (Date.now() - lastAnswer >= options.giveUpAfterMs) {
-            const cause = redis.status !== 'ready' ? `Redis at ${redactUrl(platform.config.redisUrl)} is unreachable (${redisError || redis.status})` : err instanceof Error ? err.message : String(err);
+            const cause = redis.status !== 'ready' ? `Redis at ${displayUrl(platform.config.redisUrl)} is unreachable (${redisError || redis.status})` : err instanceof Error ? err.message : String(err);
             throw new GaveUpError(`gave up waiting after ${seconds} s: ${cause}; ${leftAsItIs}`);
           }
           await new Promise((r) => setTimeout(r, 500));
@@ -115,13 +116,3 @@ export function boundedWait(platform: Platform, options: { giveUpAfterMs: number
   };
 }
 
-/** A store URL without its password, for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString().replace(/\/$/, '');
-  } catch {
-    return url;
-  }
-}

@@ -220,13 +220,4 @@ function order<T extends { name: StoreName }>(reports: T[]): T[] {
   return reports.sort((a, b) => rank(a.name) - rank(b.name));
 }
 
-/** URLs with their passwords hidden, for printing. */
-export function displayUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString().replace(/\/$/, '');
-  } catch {
-    return url;
-  }
-}
+export { displayUrl } from '../display-url.ts';
